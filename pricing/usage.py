@@ -1,0 +1,73 @@
+"""Token usage as a value type, and its extraction from the OpenAI response shapes.
+
+Pure: no I/O. `cached_tokens` is a subset of `prompt_tokens` and `reasoning_tokens` a subset
+of `completion_tokens`, as in the OpenAI API; a count the provider did not report is None,
+never 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _detail(usage: dict, details_key: str, key: str) -> int | None:
+    details = usage.get(details_key)
+    return _int(details.get(key)) if isinstance(details, dict) else None
+
+
+def extract_usage(usage: Any) -> Usage | None:
+    """Read a `usage` object of chat/completions/embeddings (prompt_tokens…) or Responses
+    (input_tokens…) shape; None when it is not a usage object."""
+    if not isinstance(usage, dict):
+        return None
+    if "input_tokens" in usage or "output_tokens" in usage:
+        return _responses_usage(usage)
+    if "prompt_tokens" not in usage and "completion_tokens" not in usage:
+        return None
+    prompt = _int(usage.get("prompt_tokens"))
+    completion = _int(usage.get("completion_tokens"))
+    if completion is None and "completion_tokens" not in usage and prompt is not None:
+        completion = 0  # embeddings: no output tokens by definition, not a missing count
+    total = _int(usage.get("total_tokens"))
+    if total is None and prompt is not None and completion is not None:
+        total = prompt + completion
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=total,
+        cached_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
+        reasoning_tokens=_detail(usage, "completion_tokens_details", "reasoning_tokens"),
+        cache_write_tokens=_int(usage.get("cache_creation_input_tokens")),
+    )
+
+
+def _responses_usage(usage: dict) -> Usage:
+    prompt = _int(usage.get("input_tokens"))
+    completion = _int(usage.get("output_tokens"))
+    total = _int(usage.get("total_tokens"))
+    if total is None and prompt is not None and completion is not None:
+        total = prompt + completion
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=total,
+        cached_tokens=_detail(usage, "input_tokens_details", "cached_tokens"),
+        reasoning_tokens=_detail(usage, "output_tokens_details", "reasoning_tokens"),
+    )

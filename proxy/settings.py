@@ -1,0 +1,325 @@
+"""Configuration: `config.yaml` text + environment → frozen, validated settings.
+
+Pure (`parse_settings(text, environ)`): read once at start, then passed in. Unknown keys and
+bad values raise `SettingsError` naming the key; per-1M prices become `Decimal` here, once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Mapping, get_args, get_origin, get_type_hints
+
+import yaml
+
+
+class SettingsError(ValueError):
+    """A configuration key is unknown or has a bad value; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "sqlite+aiosqlite:///./airuns.db"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    api_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    mode: str = "open"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 600.0
+    stream_idle: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    base_url: str
+    api_key: str = ""
+    timeouts: Timeouts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAlias:
+    name: str
+    provider: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    max_request_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSettings:
+    request_bodies: bool = True
+    response_bodies: bool = True
+    max_body_bytes: int = 1024 * 1024
+    on_client_disconnect: str = "cancel"
+    drain_timeout: float = 30.0
+    max_drains: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per 1M tokens."""
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal | None = None
+    cache_write: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PricingSettings:
+    overrides: dict[str, Price] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingSettings:
+    """The write path: in-memory queue bound, batching, and the on-disk spool."""
+
+    queue_size: int = 10000
+    batch_size: int = 500
+    flush_interval: float = 0.1
+    spool_dir: str = "./airuns-spool"
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownSettings:
+    grace_period: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    providers: dict[str, ProviderSettings] = field(default_factory=dict)
+    models: list[ModelAlias] = field(default_factory=list)
+    default_provider: str | None = None
+    server_limits: ServerLimits = field(default_factory=ServerLimits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    pricing: PricingSettings = field(default_factory=PricingSettings)
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
+    shutdown: ShutdownSettings = field(default_factory=ShutdownSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+
+    def provider_timeouts(self, provider: str) -> Timeouts:
+        return self.providers[provider].timeouts or self.timeouts
+
+
+_CHOICES = {
+    "auth.mode": {"open", "keys"},
+    "capture.on_client_disconnect": {"cancel", "drain"},
+    "logging.level": {"debug", "info", "warning", "error"},
+}
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(text: str, environ: Mapping[str, str]) -> str:
+    """Expand `${VAR}` and `${VAR:-default}`; an unset VAR without default is an error."""
+
+    def expand(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise SettingsError(f"environment variable {name} is not set (config uses ${{{name}}})")
+
+    return _INTERPOLATION.sub(expand, text)
+
+
+def parse_settings(text: str, environ: Mapping[str, str]) -> Settings:
+    try:
+        document = yaml.safe_load(interpolate(text, environ)) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"config is not valid YAML: {exc}") from None
+    if not isinstance(document, dict):
+        raise SettingsError("config must be a mapping at the top level")
+    _apply_env_overrides(document, environ)
+    settings = _build(Settings, document, "")
+    _check_references(settings)
+    return settings
+
+
+def load_settings(path: str | Path | None, environ: Mapping[str, str]) -> Settings:
+    """Read the config file (from `path`, `AIRUNS_CONFIG`, else ./config.yaml)."""
+    chosen = Path(path or environ.get("AIRUNS_CONFIG") or "config.yaml")
+    try:
+        text = chosen.read_text()
+    except FileNotFoundError:
+        raise SettingsError(f"config file {chosen} not found") from None
+    return parse_settings(text, environ)
+
+
+def _apply_env_overrides(document: dict, environ: Mapping[str, str]) -> None:
+    """`AIRUNS_<SECTION>_<KEY>` overrides any scalar, provider entries included."""
+    paths = _scalar_paths(Settings, document, ())
+    by_name = {"AIRUNS_" + "_".join(p).upper().replace("-", "_"): p for p in paths}
+    for name, value in environ.items():
+        path = by_name.get(name)
+        if path is None:
+            continue
+        node = document
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise SettingsError(f"{'.'.join(path)}: cannot override inside a non-mapping")
+        node[path[-1]] = value
+
+
+def _scalar_paths(cls: type, doc: Any, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for name, hint in get_type_hints(cls).items():
+        kind = _unwrap_optional(hint)
+        sub = doc.get(name) if isinstance(doc, dict) else None
+        if is_dataclass(kind):
+            paths += _scalar_paths(kind, sub or {}, prefix + (name,))
+        elif get_origin(kind) is dict and is_dataclass(get_args(kind)[1]) and isinstance(sub, dict):
+            for key, entry in sub.items():
+                paths += _scalar_paths(get_args(kind)[1], entry, prefix + (name, str(key)))
+        elif get_origin(kind) not in (dict, list):
+            paths.append(prefix + (name,))
+    return paths
+
+
+def _unwrap_optional(hint: Any) -> Any:
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if get_origin(hint) is not None and type(None) in get_args(hint) and len(args) == 1:
+        return args[0]
+    return hint
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{where or 'config'}: expected a mapping")
+    hints = get_type_hints(cls)
+    unknown = set(raw) - set(hints)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise SettingsError(f"{where + '.' if where else ''}{key}: unknown key")
+    values = {}
+    for name, value in raw.items():
+        values[name] = _convert(hints[name], value, f"{where + '.' if where else ''}{name}")
+    try:
+        built = cls(**values)
+    except TypeError as exc:
+        missing = [f.name for f in fields(cls) if f.name not in values]
+        raise SettingsError(f"{where}: missing required key {missing[0] if missing else exc}") from None
+    if not _CHOICES:
+        return built
+    for f in fields(cls):
+        key = f"{where}.{f.name}" if where else f.name
+        if key in _CHOICES and getattr(built, f.name) not in _CHOICES[key]:
+            choices = ", ".join(sorted(_CHOICES[key]))
+            raise SettingsError(f"{key}: must be one of {choices}")
+    return built
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    if value is None and type(None) in get_args(hint):
+        return None
+    kind = _unwrap_optional(hint)
+    if is_dataclass(kind):
+        if kind is Price:
+            return _price(value, key)
+        return _build(kind, value, key)
+    origin = get_origin(kind)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SettingsError(f"{key}: expected a mapping")
+        item = get_args(kind)[1]
+        return {str(k): _convert(item, v, f"{key}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise SettingsError(f"{key}: expected a list")
+        item = get_args(kind)[0]
+        return [_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    return _scalar(kind, value, key)
+
+
+def _scalar(kind: Any, value: Any, key: str) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "1", "yes", "on", "false", "0", "no", "off"}:
+            return value.lower() in {"true", "1", "yes", "on"}
+        raise SettingsError(f"{key}: expected true or false, got {value!r}")
+    if kind in (int, float):
+        try:
+            number = kind(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or number < 0:
+            raise SettingsError(f"{key}: expected a non-negative number, got {value!r}")
+        return number
+    if kind is str:
+        if isinstance(value, (dict, list)):
+            raise SettingsError(f"{key}: expected a string")
+        return str(value)
+    return value
+
+
+def _price(value: Any, key: str) -> Price:
+    if not isinstance(value, dict):
+        raise SettingsError(f"{key}: expected a mapping of per-1M prices")
+    unknown = set(value) - {"input", "output", "cached_input", "cache_write"}
+    if unknown:
+        raise SettingsError(f"{key}.{sorted(unknown)[0]}: unknown key")
+    prices = {}
+    for name, amount in value.items():
+        try:
+            prices[name] = Decimal(str(amount))
+        except InvalidOperation:
+            raise SettingsError(f"{key}.{name}: expected a number, got {amount!r}") from None
+        if prices[name] < 0:
+            raise SettingsError(f"{key}.{name}: must not be negative")
+    for required in ("input", "output"):
+        if required not in prices:
+            raise SettingsError(f"{key}.{required}: missing required key")
+    return Price(**prices)
+
+
+def _check_references(settings: Settings) -> None:
+    for index, alias in enumerate(settings.models):
+        if alias.provider not in settings.providers:
+            raise SettingsError(f"models[{index}].provider: unknown provider {alias.provider!r}")
+    if settings.default_provider and settings.default_provider not in settings.providers:
+        raise SettingsError(f"default_provider: unknown provider {settings.default_provider!r}")
+    for name, provider in settings.providers.items():
+        if not provider.base_url.startswith(("http://", "https://")):
+            raise SettingsError(f"providers.{name}.base_url: must start with http:// or https://")
+        if "/" in name:
+            raise SettingsError(f"providers.{name}: a provider name cannot contain '/'")
+    if settings.server.workers < 1:
+        raise SettingsError("server.workers: must be at least 1")
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    return replace(settings, **changes)
