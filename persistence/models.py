@@ -1,0 +1,149 @@
+"""The schema: `runs` (one per X-Run-Id) and `tasks` (one per proxied call).
+
+Run aggregates (task_count, tokens, total_cost, …) are maintained by `apply.py` with SQL
+increments; they always equal the sums over the run's tasks. Token counts on a task are NULL
+when the provider did not report them, never 0.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    false,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from persistence.types import JSONType, Money, UTCDateTime
+
+ID_LENGTH = 128
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _zero() -> Any:
+    return text("0")
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String)
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    is_starred: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    source_type: Mapped[str | None] = mapped_column(String)
+    source_id: Mapped[str | None] = mapped_column(String)
+    user_id: Mapped[str | None] = mapped_column(String)
+    owner: Mapped[str | None] = mapped_column(String)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    messages: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    message_count: Mapped[int] = mapped_column(Integer, server_default=_zero())
+    # When the task whose conversation is in `messages` started: a later-started one replaces it.
+    messages_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    task_count: Mapped[int] = mapped_column(Integer, server_default=_zero())
+    error_count: Mapped[int] = mapped_column(Integer, server_default=_zero())
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, server_default=_zero())
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, server_default=_zero())
+    total_tokens: Mapped[int] = mapped_column(BigInteger, server_default=_zero())
+    total_cost: Mapped[Decimal] = mapped_column(Money, server_default=_zero())
+    unpriced_task_count: Mapped[int] = mapped_column(Integer, server_default=_zero())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_message_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # Keyset pagination sorts by (column, id).
+        Index(None, "last_message_at", "id"),
+        Index(None, "status", "last_message_at"),
+        Index(None, "is_starred"),
+        Index(None, "user_id"),
+        Index(None, "source_type"),
+        Index(None, "created_at"),
+        Index(None, "name"),
+        Index(None, "total_cost"),
+        Index(None, "total_tokens"),
+        Index(None, "message_count"),
+    )
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE")
+    )
+    task_name: Mapped[str | None] = mapped_column(String)
+    endpoint: Mapped[str] = mapped_column(String)
+    provider: Mapped[str | None] = mapped_column(String)
+    model: Mapped[str | None] = mapped_column(String)
+    upstream_model: Mapped[str | None] = mapped_column(String)
+    response_model: Mapped[str | None] = mapped_column(String)
+    stream: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    status: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    response_text: Mapped[str | None] = mapped_column(Text)
+    tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    finish_reason: Mapped[str | None] = mapped_column(String)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    prompt_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    cached_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    reasoning_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    total_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    usage_source: Mapped[str] = mapped_column(String(16), server_default="missing")
+    upstream_latency_ms: Mapped[float | None] = mapped_column(Float)
+    time_to_first_token_ms: Mapped[float | None] = mapped_column(Float)
+    total_time_ms: Mapped[float | None] = mapped_column(Float)
+    overhead_ms: Mapped[float | None] = mapped_column(Float)
+    cost: Mapped[Decimal | None] = mapped_column(Money)
+    input_cost: Mapped[Decimal | None] = mapped_column(Money)
+    output_cost: Mapped[Decimal | None] = mapped_column(Money)
+    # The per-1M prices used, frozen when the cost was computed.
+    price: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    user_id: Mapped[str | None] = mapped_column(String)
+    owner: Mapped[str | None] = mapped_column(String)
+    # Which airuns process wrote the task: lets a restart close its own stuck pending tasks.
+    instance_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index(None, "run_id", "created_at"),
+        Index(None, "upstream_model"),
+        Index(None, "model"),
+        Index(None, "created_at"),
+        Index(None, "status"),
+        Index(None, "instance_id", "status"),
+    )
+
+
+runs_table = Run.__table__
+tasks_table = Task.__table__
