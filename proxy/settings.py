@@ -7,10 +7,11 @@ bad values raise `SettingsError` naming the key; per-1M prices become `Decimal` 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Mapping, get_args, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -231,7 +232,9 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         built = cls(**values)
     except TypeError as exc:
         missing = [f.name for f in fields(cls) if f.name not in values]
-        raise SettingsError(f"{where}: missing required key {missing[0] if missing else exc}") from None
+        raise SettingsError(
+            f"{where}: missing required key {missing[0] if missing else exc}"
+        ) from None
     if not _CHOICES:
         return built
     for f in fields(cls):
@@ -268,7 +271,16 @@ def _scalar(kind: Any, value: Any, key: str) -> Any:
     if kind is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in {"true", "1", "yes", "on", "false", "0", "no", "off"}:
+        if isinstance(value, str) and value.lower() in {
+            "true",
+            "1",
+            "yes",
+            "on",
+            "false",
+            "0",
+            "no",
+            "off",
+        }:
             return value.lower() in {"true", "1", "yes", "on"}
         raise SettingsError(f"{key}: expected true or false, got {value!r}")
     if kind in (int, float):

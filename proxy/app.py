@@ -1,0 +1,88 @@
+"""The application factory: wiring happens here and nowhere else.
+
+`create_app(settings)` builds the litestar app (admin API, health, metrics, OpenAPI schema)
+and puts the raw-ASGI proxy handler in front of it for `/v1/*`. The lifespan opens one pooled
+upstream session per provider and starts/stops the recorder. No import-time side effects.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Litestar
+
+from proxy.handler import ProxyHandler
+from proxy.observability import Metrics, configure_logging
+from proxy.recording import Recorder
+from proxy.service_routes import ServiceState, service_routes
+from proxy.settings import Settings
+from proxy.upstream import UpstreamPool
+
+
+class AirunsApp:
+    """ASGI entry: `/v1/*` goes straight to the proxy handler (the hot path skips the
+    framework's routing and request objects); everything else, lifespan included, to litestar."""
+
+    def __init__(self, web: Litestar, proxy: ProxyHandler, state: ServiceState) -> None:
+        self.web = web
+        self.proxy = proxy
+        self.state = state
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await self.proxy(scope, receive, send)
+        else:
+            await self.web(scope, receive, send)
+
+
+def new_instance_id() -> str:
+    """Identifies this process's writes, so crash recovery only marks its own tasks."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    recorder: Recorder | None = None,
+    log_stream: Any = None,
+) -> AirunsApp:
+    log = configure_logging(settings.logging.level, log_stream)
+    metrics = Metrics()
+    pool = UpstreamPool.from_settings(settings)
+    instance_id = new_instance_id()
+    if recorder is None:
+        from persistence.writer import BatchWriter
+
+        recorder = BatchWriter.from_settings(settings, instance_id=instance_id, log=log)
+    state = ServiceState(settings=settings, recorder=recorder, metrics=metrics, log=log)
+    proxy = ProxyHandler(
+        settings, pool, recorder, log=log, metrics=metrics, instance_id=instance_id
+    )
+
+    async def start() -> None:
+        await pool.open()
+        start_recorder = getattr(recorder, "start", None)
+        if start_recorder is not None:
+            await start_recorder()
+
+    async def stop() -> None:
+        await pool.close()
+        stop_recorder = getattr(recorder, "stop", None)
+        if stop_recorder is not None:
+            await stop_recorder()
+
+    web = Litestar(
+        route_handlers=service_routes(),
+        on_startup=[start],
+        on_shutdown=[stop],
+        state=None,
+        dependencies={},
+        debug=False,
+        signature_namespace={"ServiceState": ServiceState},
+    )
+    web.state.airuns = state
+    return AirunsApp(web, proxy, state)

@@ -1,0 +1,119 @@
+"""One call's state on its way through airuns, and the records it hands to the recorder.
+
+Timing: `started` is stamped when the request arrived (perf_counter); `upstream_wait` adds up
+the time spent awaiting the upstream, so `overhead` = total − upstream_wait is the time spent
+in airuns itself (what the `airuns_overhead_seconds` histogram reports).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from proxy.capture import Capture
+from proxy.headers import Tracking
+from proxy.recording import CallRecord, RunInfo
+
+
+@dataclass(slots=True)
+class Call:
+    task_id: str
+    tracking: Tracking
+    endpoint: str
+    method: str
+    started: float
+    started_at: datetime
+    owner: str | None = None
+    provider: str = ""
+    model: str | None = None
+    upstream_model: str | None = None
+    stream: bool = False
+    usage_injected: bool = False
+    request: dict[str, Any] | None = None
+    http_status: int | None = None
+    headers_at: float | None = None
+    upstream_wait: float = 0.0
+    capture: Capture | None = None
+    error_message: str | None = None
+    instance_id: str | None = None
+    run: RunInfo | None = field(default=None)
+
+    @classmethod
+    def begin(cls, task_id: str, tracking: Tracking, endpoint: str, method: str) -> Call:
+        run = None
+        if tracking.run_id is not None:
+            run = RunInfo(
+                tracking.run_id,
+                tracking.run_name,
+                tracking.source_type,
+                tracking.source_id,
+                tracking.run_metadata,
+            )
+        return cls(
+            task_id,
+            tracking,
+            endpoint,
+            method,
+            time.perf_counter(),
+            datetime.now(UTC),
+            run=run,
+        )
+
+    def record(self, status: str, now: float | None = None) -> CallRecord:
+        """The record for `status`; a final one carries timings and what was captured."""
+        tracking = self.tracking
+        if now is None:
+            return CallRecord(
+                task_id=self.task_id,
+                run=self.run,
+                task_name=tracking.task_name,
+                user_id=tracking.user_id,
+                owner=self.owner,
+                endpoint=self.endpoint,
+                provider=self.provider,
+                model=self.model,
+                upstream_model=self.upstream_model,
+                stream=self.stream,
+                status=status,
+                started_at=self.started_at,
+                request=self.request,
+                instance_id=self.instance_id,
+            )
+        capture = self.capture
+        total = now - self.started
+        usage = capture.usage if capture else None
+        return CallRecord(
+            task_id=self.task_id,
+            run=self.run,
+            task_name=tracking.task_name,
+            user_id=tracking.user_id,
+            owner=self.owner,
+            endpoint=self.endpoint,
+            provider=self.provider,
+            model=self.model,
+            upstream_model=self.upstream_model,
+            stream=self.stream,
+            status=status,
+            started_at=self.started_at,
+            request=self.request,
+            http_status=self.http_status,
+            response_model=capture.response_model if capture else None,
+            response_text=capture.text if capture else None,
+            tool_calls=capture.tool_call_list if capture else None,
+            finish_reason=capture.finish_reason if capture else None,
+            error_message=self.error_message or (capture.error_message if capture else None),
+            usage=usage,
+            usage_source="provider" if usage is not None else "missing",
+            upstream_latency_ms=_ms(self.headers_at, self.started),
+            ttft_ms=capture.ttft_ms if capture and self.stream else None,
+            total_time_ms=total * 1000.0,
+            overhead_ms=(total - self.upstream_wait) * 1000.0,
+            completed_at=datetime.now(UTC),
+            instance_id=self.instance_id,
+        )
+
+
+def _ms(at: float | None, since: float) -> float | None:
+    return None if at is None else (at - since) * 1000.0

@@ -1,0 +1,205 @@
+"""What a call's response says: text, tool calls, finish reason, usage, model, TTFT.
+
+Pure: the relay shows each SSE event (with the time it arrived) or the whole body of a
+non-streaming response; nothing here does I/O or re-encodes what is relayed. TTFT is stamped
+once, at the first *output* delta (content, tool call, refusal or reasoning), never at a
+role-only chunk.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pricing.usage import Usage, extract_usage
+from proxy.sse import SSEEvent
+
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+RESPONSES = "/v1/responses"
+EMBEDDINGS = "/v1/embeddings"
+
+_RESPONSES_OUTPUT_DELTAS = (
+    "response.output_text.delta",
+    "response.refusal.delta",
+    "response.function_call_arguments.delta",
+    "response.reasoning_text.delta",
+    "response.reasoning_summary_text.delta",
+    "response.audio.delta",
+    "response.audio.transcript.delta",
+)
+_RESPONSES_FINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+class Capture:
+    """Accumulates one response's facts. For chat streams, `observe` returns False for the
+    usage-only chunk that airuns itself asked for, so the relay can drop exactly that one."""
+
+    def __init__(self, endpoint: str, *, started: float, usage_injected: bool = False) -> None:
+        self.endpoint = endpoint
+        self.started = started
+        self.usage_injected = usage_injected
+        self.first_token_at: float | None = None
+        self.text_parts: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.response_model: str | None = None
+        self.error_message: str | None = None
+        self.finished = False  # saw [DONE] or the Responses API's final event
+        self.events = 0
+
+    # -- streaming ---------------------------------------------------------------------------
+    def observe(self, event: SSEEvent, now: float) -> bool:
+        """Take one SSE event; return whether it should be relayed to the client."""
+        data = event.data
+        if data is None:
+            return True
+        if event.is_done:
+            self.finished = True
+            return True
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return True
+        if not isinstance(obj, dict):
+            return True
+        self.events += 1
+        if self.endpoint == RESPONSES:
+            self._observe_responses_event(obj, now)
+            return True
+        return self._observe_chunk(obj, now)
+
+    def _observe_chunk(self, obj: dict[str, Any], now: float) -> bool:
+        if "error" in obj and isinstance(obj["error"], dict):
+            self.error_message = str(obj["error"].get("message") or obj["error"])
+        model = obj.get("model")
+        if model and self.response_model is None:
+            self.response_model = model
+        usage = obj.get("usage")
+        if usage:
+            self.usage = extract_usage(usage) or self.usage
+        choices = obj.get("choices")
+        if not choices:
+            return not (self.usage_injected and usage and choices == [])
+        choice = choices[0]
+        if choice.get("finish_reason"):
+            self.finish_reason = choice["finish_reason"]
+        delta = choice.get("delta")
+        if delta is None:  # legacy completions chunk
+            text = choice.get("text")
+            if text:
+                self._stamp(now)
+                self.text_parts.append(text)
+            return True
+        content = delta.get("content")
+        if content:
+            self._stamp(now)
+            self.text_parts.append(content)
+        if delta.get("tool_calls"):
+            self._stamp(now)
+            self._merge_tool_calls(delta["tool_calls"])
+        if delta.get("refusal") or delta.get("reasoning_content") or delta.get("reasoning"):
+            self._stamp(now)
+        return True
+
+    def _merge_tool_calls(self, deltas: list[dict[str, Any]]) -> None:
+        for delta in deltas:
+            call = self.tool_calls.setdefault(
+                delta.get("index", len(self.tool_calls)),
+                {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+            )
+            if delta.get("id"):
+                call["id"] = delta["id"]
+            if delta.get("type"):
+                call["type"] = delta["type"]
+            function = delta.get("function") or {}
+            if function.get("name"):
+                call["function"]["name"] += function["name"]
+            if function.get("arguments"):
+                call["function"]["arguments"] += function["arguments"]
+
+    def _observe_responses_event(self, obj: dict[str, Any], now: float) -> None:
+        kind = obj.get("type", "")
+        if kind in _RESPONSES_OUTPUT_DELTAS:
+            self._stamp(now)
+            if kind == "response.output_text.delta":
+                self.text_parts.append(obj.get("delta") or "")
+        elif kind in _RESPONSES_FINAL:
+            self.finished = True
+            response = obj.get("response") or {}
+            self._take_responses_object(response, keep_text=True)
+        elif kind == "error":
+            self.error_message = str(obj.get("message") or obj.get("error") or "stream error")
+
+    # -- non-streaming -----------------------------------------------------------------------
+    def observe_body(self, body: bytes) -> None:
+        try:
+            obj = json.loads(body)
+        except ValueError:
+            return
+        if not isinstance(obj, dict):
+            return
+        if self.endpoint == RESPONSES:
+            self._take_responses_object(obj, keep_text=False)
+            return
+        self.response_model = obj.get("model") or None
+        self.usage = extract_usage(obj.get("usage"))
+        choices = obj.get("choices")
+        if not choices or not isinstance(choices, list):
+            return
+        choice = choices[0]
+        self.finish_reason = choice.get("finish_reason")
+        message = choice.get("message")
+        if isinstance(message, dict):
+            if isinstance(message.get("content"), str):
+                self.text_parts.append(message["content"])
+            if message.get("tool_calls"):
+                self.tool_calls = dict(enumerate(message["tool_calls"]))
+        elif isinstance(choice.get("text"), str):
+            self.text_parts.append(choice["text"])
+
+    def _take_responses_object(self, response: dict[str, Any], *, keep_text: bool) -> None:
+        self.response_model = response.get("model") or self.response_model
+        self.usage = extract_usage(response.get("usage")) or self.usage
+        status = response.get("status")
+        if status and status != "completed":
+            details = response.get("incomplete_details") or response.get("error") or {}
+            self.finish_reason = details.get("reason") or status
+        else:
+            self.finish_reason = status
+        calls = []
+        for item in response.get("output") or []:
+            if item.get("type") == "message" and not keep_text:
+                for part in item.get("content") or []:
+                    if part.get("type") == "output_text":
+                        self.text_parts.append(part.get("text") or "")
+            elif item.get("type") == "function_call":
+                calls.append(
+                    {
+                        "id": item.get("call_id") or item.get("id"),
+                        "type": "function",
+                        "function": {"name": item.get("name"), "arguments": item.get("arguments")},
+                    }
+                )
+        if calls:
+            self.tool_calls = dict(enumerate(calls))
+
+    # -- results -----------------------------------------------------------------------------
+    def _stamp(self, now: float) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = now
+
+    @property
+    def ttft_ms(self) -> float | None:
+        if self.first_token_at is None:
+            return None
+        return (self.first_token_at - self.started) * 1000.0
+
+    @property
+    def text(self) -> str | None:
+        return "".join(self.text_parts) if self.text_parts else None
+
+    @property
+    def tool_call_list(self) -> list[dict[str, Any]] | None:
+        return [self.tool_calls[i] for i in sorted(self.tool_calls)] if self.tool_calls else None

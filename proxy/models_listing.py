@@ -1,0 +1,52 @@
+"""`GET /v1/models`: the configured aliases plus every provider's own models.
+
+Provider models are listed as `provider/model` (the name that routes to them); a provider that
+does not answer within a few seconds is left out rather than failing the listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from proxy.errors import ProxyError
+from proxy.settings import Settings
+from proxy.upstream import UpstreamPool, UpstreamStreamError
+
+_LIST_TIMEOUT = 5.0
+
+
+async def list_models(settings: Settings, pool: UpstreamPool) -> dict:
+    data = [
+        {"id": alias.name, "object": "model", "created": 0, "owned_by": alias.provider}
+        for alias in settings.models
+    ]
+    results = await asyncio.gather(*(_provider_models(pool, name) for name in pool.providers))
+    for models in results:
+        data.extend(models)
+    return {"object": "list", "data": data}
+
+
+async def _provider_models(pool: UpstreamPool, provider: str) -> list[dict]:
+    api_key = pool.providers[provider].api_key
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        async with asyncio.timeout(_LIST_TIMEOUT):
+            response = await pool.send(provider, "GET", "/models", headers, None, stream=False)
+            try:
+                payload = await response.read()
+            finally:
+                response.release()
+    except (ProxyError, UpstreamStreamError, TimeoutError):
+        return []
+    if response.status != 200:
+        return []
+    try:
+        models = json.loads(payload).get("data") or []
+    except (ValueError, AttributeError):
+        return []
+    return [
+        {**m, "id": f"{provider}/{m['id']}", "owned_by": m.get("owned_by", provider)}
+        for m in models
+        if isinstance(m, dict) and isinstance(m.get("id"), str)
+    ]

@@ -1,0 +1,148 @@
+"""The one boundary to upstream providers: a pooled keep-alive aiohttp session each.
+
+Sessions are opened at start-up (`UpstreamPool.open`) and closed at shutdown; tests pass
+their own base URLs (a real fake upstream on loopback). aiohttp's exceptions stop here: a
+connection failure becomes `UpstreamUnreachable` (502), a timeout `UpstreamTimeout` (504).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from proxy.errors import UpstreamTimeout, UpstreamUnreachable
+from proxy.settings import Settings, Timeouts
+
+
+class UpstreamStreamError(Exception):
+    """The upstream broke off a response body it had started (a disconnect mid-stream)."""
+
+
+class UpstreamIdleTimeout(Exception):
+    """No bytes from the upstream for `stream_idle` seconds while reading a body."""
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    base_url: str
+    api_key: str | None
+    timeouts: Timeouts
+
+
+class UpstreamResponse:
+    """An upstream response whose headers have arrived; the body is read through here."""
+
+    __slots__ = ("_response", "status", "headers", "content_type")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers = response.headers
+        self.content_type = response.content_type
+
+    @property
+    def is_event_stream(self) -> bool:
+        return self.content_type == "text/event-stream"
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.read()
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamIdleTimeout() from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamStreamError(str(exc) or type(exc).__name__) from None
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        """Body bytes as they arrive; the session's sock_read bounds each wait."""
+        content = self._response.content
+        while True:
+            try:
+                chunk = await content.readany()
+            except (TimeoutError, aiohttp.ServerTimeoutError):
+                raise UpstreamIdleTimeout() from None
+            except aiohttp.ClientError as exc:
+                raise UpstreamStreamError(str(exc) or type(exc).__name__) from None
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        """Drop the connection (not back to the pool): ends the upstream request now."""
+        self._response.close()
+
+    def release(self) -> None:
+        self._response.release()
+
+
+class UpstreamPool:
+    def __init__(self, providers: Mapping[str, Provider]) -> None:
+        self.providers = dict(providers)
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._timeouts: dict[tuple[str, bool], aiohttp.ClientTimeout] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UpstreamPool:
+        return cls(
+            {
+                name: Provider(
+                    name,
+                    p.base_url.rstrip("/"),
+                    p.api_key or None,
+                    settings.provider_timeouts(name),
+                )
+                for name, p in settings.providers.items()
+            }
+        )
+
+    async def open(self) -> None:
+        for name, provider in self.providers.items():
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+            self._sessions[name] = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            )
+            t = provider.timeouts
+            self._timeouts[name, False] = aiohttp.ClientTimeout(
+                total=None, sock_connect=t.connect, sock_read=t.read
+            )
+            self._timeouts[name, True] = aiohttp.ClientTimeout(
+                total=None, sock_connect=t.connect, sock_read=min(t.read, t.stream_idle)
+            )
+
+    async def close(self) -> None:
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            await session.close()
+
+    async def send(
+        self,
+        provider: str,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        stream: bool,
+    ) -> UpstreamResponse:
+        """Send a request; return once the response headers are in."""
+        url = self.providers[provider].base_url + path
+        try:
+            response = await self._sessions[provider].request(
+                method,
+                url,
+                headers=headers,
+                data=body,
+                timeout=self._timeouts[provider, stream],
+                allow_redirects=False,
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamTimeout(f"upstream provider {provider!r} timed out") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnreachable(
+                f"upstream provider {provider!r} is unreachable ({type(exc).__name__})"
+            ) from None
+        return UpstreamResponse(response)

@@ -1,0 +1,102 @@
+"""Fixtures for the proxy's handler tests: a real fake upstream and the app under a real
+ASGI server, both in this process on loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from proxy.app import create_app
+from proxy.mock_upstream import MockUpstreamServer
+from proxy.recording import MemoryRecorder
+from proxy.settings import parse_settings
+
+
+@asynccontextmanager
+async def serve_asgi(app: Any) -> AsyncIterator[str]:
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="none"
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.005)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def make_settings(upstream_url: str, extra: str = "") -> Any:
+    text = f"""
+providers:
+  mock: {{base_url: "{upstream_url}"}}
+  keyed: {{base_url: "{upstream_url}", api_key: "sk-provider-secret"}}
+models:
+  - {{name: fast, provider: mock, model: gpt-4o-mini}}
+default_provider: mock
+{extra}
+"""
+    return parse_settings(text, {})
+
+
+class ProxyHarness:
+    def __init__(
+        self, url: str, mock: MockUpstreamServer, recorder: MemoryRecorder, log: io.StringIO
+    ):
+        self.url = url
+        self.mock = mock
+        self.recorder = recorder
+        self.log = log
+        self.client = httpx.AsyncClient(base_url=url, timeout=30)
+
+    def final(self, task_id: str | None = None):
+        finals = self.recorder.finals()
+        if task_id is None:
+            assert len(finals) == 1, finals
+            return finals[0]
+        return next(r for r in finals if r.task_id == task_id)
+
+    async def wait_final(self, count: int = 1, timeout: float = 5.0):
+        async with asyncio.timeout(timeout):
+            while len(self.recorder.finals()) < count:
+                await asyncio.sleep(0.01)
+        return self.recorder.finals()
+
+
+@pytest.fixture
+def proxy_factory() -> Callable:
+    @asynccontextmanager
+    async def start(extra_config: str = "") -> AsyncIterator[ProxyHarness]:
+        async with MockUpstreamServer() as mock:
+            recorder = MemoryRecorder()
+            log = io.StringIO()
+            app = create_app(
+                make_settings(mock.base_url, extra_config), recorder=recorder, log_stream=log
+            )
+            async with serve_asgi(app) as url:
+                harness = ProxyHarness(url, mock, recorder, log)
+                try:
+                    yield harness
+                finally:
+                    await harness.client.aclose()
+
+    return start
+
+
+@pytest.fixture
+async def proxy(proxy_factory) -> AsyncIterator[ProxyHarness]:
+    async with proxy_factory() as harness:
+        yield harness
