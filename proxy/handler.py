@@ -9,6 +9,7 @@ client-chosen `X-Task-Id`, checked for duplicates before anything is forwarded).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -265,10 +266,9 @@ class ProxyHandler:
 
 
 async def _send_error_quietly(send: Send, error: ProxyError, ids: list) -> None:
-    try:
+    # The client is gone or the response already started; the record says what happened.
+    with contextlib.suppress(OSError, RuntimeError):
         await send_error(send, error, ids)
-    except (OSError, RuntimeError):
-        pass  # the client is gone or the response already started; the record says what happened
 
 
 def _declares_json(headers: list[tuple[bytes, bytes]]) -> bool:

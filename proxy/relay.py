@@ -9,6 +9,7 @@ close); cancelled (the client left: the caller closes the upstream connection at
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from proxy.call import Call
@@ -56,9 +57,7 @@ async def _send_more(send: Send, body: bytes) -> None:
 
 
 async def _end_with_error(send: Send, error) -> None:
-    try:
+    with contextlib.suppress(OSError):
         await send(
             {"type": "http.response.body", "body": sse_error_event(error), "more_body": False}
         )
-    except OSError:
-        pass
