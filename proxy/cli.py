@@ -1,0 +1,95 @@
+"""`airuns` command line: argument parsing, then a call into the package that does the work."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from proxy.settings import Settings, SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except SettingsError as exc:
+        print(f"airuns: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="airuns", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the proxy, admin API and UI")
+    _config_option(serve)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    _config_option(migrate)
+    migrate.set_defaults(run=_migrate)
+
+    mock = commands.add_parser("mock-upstream", help="run the fake OpenAI-compatible provider")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=9000)
+    mock.set_defaults(run=_mock_upstream)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="config file (default: $AIRUNS_CONFIG or ./config.yaml)")
+
+
+def load(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, os.environ)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from persistence.migrate import migrate
+
+    settings = load(args)
+    if args.config:
+        os.environ["AIRUNS_CONFIG"] = os.path.abspath(args.config)
+    asyncio.run(migrate(settings.database.url))
+    uvicorn.run(
+        "proxy.asgi:create_from_environment",
+        factory=True,
+        host=args.host or settings.server.host,
+        port=args.port or settings.server.port,
+        workers=args.workers or settings.server.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=int(settings.shutdown.grace_period),
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from persistence.migrate import migrate
+
+    settings = load(args)
+    asyncio.run(migrate(settings.database.url))
+    print("migrations applied", file=sys.stderr)
+    return 0
+
+
+def _mock_upstream(args: argparse.Namespace) -> int:
+    from proxy.mock_upstream import run_mock_upstream
+
+    run_mock_upstream(args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
