@@ -20,7 +20,8 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 MONEY_SCALE = 10
 MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+# None is SQL NULL (not JSON `null`), so "not captured" stays distinguishable in queries.
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def quantize_money(value: Decimal) -> Decimal:

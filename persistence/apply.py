@@ -1,0 +1,271 @@
+"""Write one batch of call records in the caller's transaction, idempotently.
+
+Every aggregate change is tied to a row transition the database itself decides (a task row
+inserted; a task row leaving pending/streaming), and aggregates move by SQL increments, never a
+read-modify-write in Python. So applying a batch twice, or again after a lost commit, changes
+nothing twice, and several writers sharing one Postgres stay exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Insert
+
+from persistence.conversation import CHAT_ENDPOINT, build_conversation, request_messages
+from persistence.models import runs_table as runs
+from persistence.models import tasks_table as tasks
+from persistence.rows import coalesce, run_row, task_row
+from persistence.types import JSONType, Money, UTCDateTime
+from pricing.table import PriceTable
+from proxy.recording import (
+    COMPLETED,
+    ERROR,
+    FINAL_STATUSES,
+    PENDING,
+    STREAMING,
+    TIMEOUT,
+    CallRecord,
+)
+
+OPEN_STATUSES = (PENDING, STREAMING)
+ERROR_STATUSES = frozenset({ERROR, TIMEOUT})  # cancelled is the client's choice, not an error
+_FINAL_COLUMNS = [c.name for c in tasks.columns if c.name not in ("id", "created_at")]
+
+
+@dataclass(slots=True)
+class RunDelta:
+    """What one batch adds to one run."""
+
+    task_count: int = 0
+    error_count: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    total_cost: Decimal = Decimal(0)
+    unpriced_task_count: int = 0
+    last_message_at: datetime | None = None
+
+    def add_final(self, row: dict[str, Any]) -> None:
+        self.error_count += row["status"] in ERROR_STATUSES
+        self.prompt_tokens += row["prompt_tokens"] or 0
+        self.completion_tokens += row["completion_tokens"] or 0
+        self.total_tokens += row["total_tokens"] or 0
+        if row["cost"] is None:
+            self.unpriced_task_count += 1
+        else:
+            self.total_cost += row["cost"]
+        at = row["completed_at"] or row["created_at"]
+        self.last_message_at = max(at, self.last_message_at or at)
+
+
+async def apply_batch(
+    conn: AsyncConnection, records: Sequence[CallRecord], prices: PriceTable
+) -> None:
+    records = coalesce(records)
+    if not records:
+        return
+    await _create_runs(conn, records)
+    await _lock_runs(conn, records)
+    await _merge_run_metadata(conn, records)
+    rows = [task_row(record, prices) for record in records]
+    inserted = await _insert_tasks(conn, rows)
+    finalized = [r for r in rows if r["id"] in inserted and r["status"] in FINAL_STATUSES]
+    finalized += await _finalize_tasks(conn, [r for r in rows if r["id"] not in inserted])
+    await _mark_streaming(conn, [r for r in rows if r["id"] not in inserted])
+    await _add_to_runs(conn, [r for r in rows if r["id"] in inserted], finalized)
+    await _set_run_messages(conn, finalized)
+
+
+def _insert(conn: AsyncConnection, table: Any) -> Insert:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+async def _create_runs(conn: AsyncConnection, records: list[CallRecord]) -> None:
+    """Runs are created by their earliest-started record; an existing run is left alone."""
+    first: dict[str, CallRecord] = {}
+    for record in sorted(records, key=lambda r: r.started_at):
+        if record.run is not None:
+            first.setdefault(record.run.id, record)
+    if first:
+        rows = [run_row(first[run_id]) for run_id in sorted(first)]  # one lock order for all
+        await conn.execute(_insert(conn, runs).on_conflict_do_nothing(index_elements=["id"]), rows)
+
+
+async def _lock_runs(conn: AsyncConnection, records: list[CallRecord]) -> None:
+    """Postgres: lock the batch's runs in id order up front, so concurrent writers queue
+    instead of deadlocking. (SQLite: the transaction already holds the database's write lock.)"""
+    run_ids = sorted({r.run.id for r in records if r.run is not None})
+    if run_ids and conn.dialect.name == "postgresql":
+        locking = select(runs.c.id).where(runs.c.id.in_(run_ids)).order_by(runs.c.id)
+        await conn.execute(locking.with_for_update(key_share=True))
+
+
+async def _merge_run_metadata(conn: AsyncConnection, records: list[CallRecord]) -> None:
+    """X-Run-Metadata is merged into the run's metadata on every call that sends it
+    (top-level keys: `||` on Postgres; RFC 7396 merge patch on SQLite)."""
+    params = [
+        {"run": r.run.id, "patch": r.run.metadata}
+        for r in records
+        if r.run is not None and r.run.metadata
+    ]
+    if not params:
+        return
+    patch = bindparam("patch", type_=JSONType)
+    if conn.dialect.name == "postgresql":
+        merged = runs.c.metadata.op("||", return_type=JSONType)(patch)
+    else:
+        merged = func.json_patch(runs.c.metadata, patch, type_=JSONType)
+    statement = update(runs).where(runs.c.id == bindparam("run")).values(metadata=merged)
+    await conn.execute(statement, params)
+
+
+async def _insert_tasks(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
+    """Ids of the tasks this batch inserted (not those already there)."""
+    statement = (
+        _insert(conn, tasks).on_conflict_do_nothing(index_elements=["id"]).returning(tasks.c.id)
+    )
+    result = await conn.execute(statement, rows)
+    return set(result.scalars())
+
+
+async def _finalize_tasks(
+    conn: AsyncConnection, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Move existing open tasks to their final state; returns the rows that made the move.
+    The open ones are selected under a row lock, so no other writer can finalize them too."""
+    finals = {r["id"]: r for r in rows if r["status"] in FINAL_STATUSES}
+    if not finals:
+        return []
+    still_open = (
+        select(tasks.c.id)
+        .where(tasks.c.id.in_(list(finals)), tasks.c.status.in_(OPEN_STATUSES))
+        .with_for_update()
+    )
+    moving = [finals[task_id] for task_id in (await conn.execute(still_open)).scalars()]
+    if moving:
+        statement = update(tasks).where(
+            tasks.c.id == bindparam("task_id"), tasks.c.status.in_(OPEN_STATUSES)
+        )
+        params = [{"task_id": r["id"]} | {c: r[c] for c in _FINAL_COLUMNS} for r in moving]
+        await conn.execute(statement, params)
+    return moving
+
+
+async def _mark_streaming(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    params = [
+        {"task_id": r["id"], "http_status": r["http_status"], "latency": r["upstream_latency_ms"]}
+        for r in rows
+        if r["status"] == STREAMING
+    ]
+    if params:
+        statement = (
+            update(tasks)
+            .where(tasks.c.id == bindparam("task_id"), tasks.c.status == PENDING)
+            .values(
+                status=STREAMING,
+                http_status=bindparam("http_status"),
+                upstream_latency_ms=bindparam("latency"),
+            )
+        )
+        await conn.execute(statement, params)
+
+
+async def _add_to_runs(
+    conn: AsyncConnection, inserted: list[dict[str, Any]], finalized: list[dict[str, Any]]
+) -> None:
+    deltas: dict[str, RunDelta] = {}
+    for row in inserted:
+        if row["run_id"] is not None:
+            deltas.setdefault(row["run_id"], RunDelta()).task_count += 1
+    for row in finalized:
+        if row["run_id"] is not None:
+            deltas.setdefault(row["run_id"], RunDelta()).add_final(row)
+    if deltas:
+        now = datetime.now(UTC)
+        params = [_delta_params(run_id, deltas[run_id], now) for run_id in sorted(deltas)]
+        await conn.execute(_INCREMENT_RUN, params)
+
+
+def _increment(column: Any) -> Any:
+    return column + bindparam(f"d_{column.name}", type_=column.type)
+
+
+_LAST = bindparam("d_last_message_at", type_=UTCDateTime())
+_INCREMENT_RUN = (
+    update(runs)
+    .where(runs.c.id == bindparam("d_run"))
+    .values(
+        task_count=_increment(runs.c.task_count),
+        error_count=_increment(runs.c.error_count),
+        prompt_tokens=_increment(runs.c.prompt_tokens),
+        completion_tokens=_increment(runs.c.completion_tokens),
+        total_tokens=_increment(runs.c.total_tokens),
+        total_cost=runs.c.total_cost + bindparam("d_total_cost", type_=Money()),
+        unpriced_task_count=_increment(runs.c.unpriced_task_count),
+        # A NULL bound value compares as unknown: the CASE keeps the current value.
+        last_message_at=case((runs.c.last_message_at < _LAST, _LAST), else_=runs.c.last_message_at),
+        updated_at=bindparam("d_updated_at", type_=UTCDateTime()),
+    )
+)
+
+
+def _delta_params(run_id: str, delta: RunDelta, now: datetime) -> dict[str, Any]:
+    params = {f"d_{name}": getattr(delta, name) for name in RunDelta.__slots__}
+    return params | {"d_run": run_id, "d_updated_at": now}
+
+
+async def _set_run_messages(conn: AsyncConnection, finalized: list[dict[str, Any]]) -> None:
+    """A run shows the conversation of its most recently *started* completed chat task; an
+    older task that finishes later does not overwrite it (`messages_started_at` guards)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in finalized:
+        if _is_conversation(row):
+            current = latest.get(row["run_id"])
+            if current is None or current["created_at"] < row["created_at"]:
+                latest[row["run_id"]] = row
+    if latest:
+        params = [_messages_params(latest[run_id]) for run_id in sorted(latest)]
+        await conn.execute(_SET_MESSAGES, params)
+
+
+def _is_conversation(row: dict[str, Any]) -> bool:
+    return (
+        row["run_id"] is not None
+        and row["status"] == COMPLETED
+        and row["endpoint"] == CHAT_ENDPOINT
+        and request_messages(row["request"]) is not None
+    )
+
+
+def _messages_params(row: dict[str, Any]) -> dict[str, Any]:
+    conversation = build_conversation(row["request"], row["response_text"], row["tool_calls"])
+    return {
+        "m_run": row["run_id"],
+        "m_messages": conversation,
+        "m_count": len(conversation),
+        "m_started_at": row["created_at"],
+    }
+
+
+_STARTED = bindparam("m_started_at", type_=UTCDateTime())
+_SET_MESSAGES = (
+    update(runs)
+    .where(
+        runs.c.id == bindparam("m_run"),
+        or_(runs.c.messages_started_at.is_(None), runs.c.messages_started_at < _STARTED),
+    )
+    .values(
+        messages=bindparam("m_messages", type_=JSONType),
+        message_count=bindparam("m_count"),
+        messages_started_at=_STARTED,
+    )
+)
