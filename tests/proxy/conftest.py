@@ -44,6 +44,7 @@ def make_settings(upstream_url: str, extra: str = "") -> Any:
 providers:
   mock: {{base_url: "{upstream_url}"}}
   keyed: {{base_url: "{upstream_url}", api_key: "sk-provider-secret"}}
+  dead: {{base_url: "http://127.0.0.1:9/v1"}}
 models:
   - {{name: fast, provider: mock, model: gpt-4o-mini}}
 default_provider: mock

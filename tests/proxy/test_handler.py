@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}
 
 
@@ -57,3 +59,221 @@ async def test_malformed_json_is_400_and_not_forwarded(proxy):
     assert response.json()["error"]["type"] == "invalid_request_error"
     assert len(proxy.mock.state.requests) == 0
     assert proxy.recorder.records == []
+
+
+async def test_alias_and_provider_prefix_are_rewritten_upstream(proxy):
+    for model in ("fast", "mock/gpt-4o-mini"):
+        response = await proxy.client.post("/v1/chat/completions", json={**CHAT, "model": model})
+        assert response.status_code == 200
+        assert proxy.mock.state.requests[-1]["json"]["model"] == "gpt-4o-mini"
+    records = await proxy.wait_final(2)
+    assert [r.model for r in records] == ["fast", "mock/gpt-4o-mini"]
+    assert {r.upstream_model for r in records} == {"gpt-4o-mini"}
+
+
+async def test_unknown_provider_is_400_naming_model(proxy):
+    response = await proxy.client.post("/v1/chat/completions", json={**CHAT, "model": "nope/x"})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "model"
+    assert len(proxy.mock.state.requests) == 0
+
+
+async def test_provider_key_replaces_client_authorization(proxy):
+    headers = {"Authorization": "Bearer sk-client"}
+    await proxy.client.post(
+        "/v1/chat/completions", json={**CHAT, "model": "keyed/gpt-4o-mini"}, headers=headers
+    )
+    assert proxy.mock.state.requests[-1]["headers"]["authorization"] == "Bearer sk-provider-secret"
+    await proxy.client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert proxy.mock.state.requests[-1]["headers"]["authorization"] == "Bearer sk-client"
+    assert "sk-provider-secret" not in proxy.log.getvalue()
+    assert "sk-client" not in proxy.log.getvalue()
+
+
+async def test_one_log_line_per_call_with_ids_and_timings(proxy):
+    await proxy.client.post("/v1/chat/completions", json=CHAT, headers={"X-Run-Id": "logged"})
+    async with proxy.client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={**CHAT, "stream": True},
+        headers={"x-mock-chunks": "20"},
+    ) as response:
+        await response.aread()
+    lines = [json.loads(line) for line in proxy.log.getvalue().splitlines()]
+    calls = [line for line in lines if line["event"] == "call"]
+    assert len(calls) == 2
+    assert calls[0]["run_id"] == "logged" and calls[0]["status"] == "completed"
+    assert calls[1]["ttft_ms"] is not None and calls[1]["total_ms"] >= calls[1]["ttft_ms"]
+
+
+@pytest.mark.parametrize(
+    "headers, param",
+    [
+        ({"X-Run-Id": "bad id!"}, "X-Run-Id"),
+        ({"X-Run-Id": "x" * 129}, "X-Run-Id"),
+        ({"X-Run-Metadata": "[1]"}, "X-Run-Metadata"),
+        ({"X-Run-Metadata": "{oops"}, "X-Run-Metadata"),
+        ({"X-Task-Id": "a b"}, "X-Task-Id"),
+        ({"X-User-Id": ""}, "X-User-Id"),
+    ],
+)
+async def test_bad_header_values_are_400_and_nothing_is_forwarded(proxy, headers, param):
+    response = await proxy.client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param
+    assert len(proxy.mock.state.requests) == 0 and proxy.recorder.records == []
+
+
+async def test_oversize_body_is_413_from_content_length(proxy_factory):
+    async with proxy_factory("server_limits: {max_request_bytes: 1000}") as proxy:
+        big = {**CHAT, "messages": [{"role": "user", "content": "x" * 5000}]}
+        response = await proxy.client.post("/v1/chat/completions", json=big)
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "request_too_large"
+
+        async def chunks():
+            for _ in range(10):
+                yield b"x" * 500
+
+        response = await proxy.client.post("/v1/chat/completions", content=chunks())
+        assert response.status_code == 413
+        assert len(proxy.mock.state.requests) == 0 and proxy.recorder.records == []
+
+
+async def test_duplicate_task_id_is_409_before_forwarding(proxy):
+    headers = {"X-Task-Id": "task-1"}
+    first = await proxy.client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert first.status_code == 200 and first.headers["x-task-id"] == "task-1"
+    second = await proxy.client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert second.status_code == 409
+    assert second.json()["error"]["param"] == "X-Task-Id"
+    assert len(proxy.mock.state.requests) == 1
+
+
+async def test_tracking_off_forwards_unchanged_and_records_nothing(proxy):
+    payload = {**CHAT, "stream": True}
+    headers = {"X-Run-Track": "off", "X-Run-Id": "r"}
+    async with proxy.client.stream(
+        "POST", "/v1/chat/completions", json=payload, headers=headers
+    ) as response:
+        await response.aread()
+        assert response.headers["x-task-id"]
+        assert "x-run-id" not in response.headers
+    assert "stream_options" not in proxy.mock.state.requests[-1]["json"]
+    assert proxy.recorder.records == []
+
+
+async def test_upstream_error_status_and_body_pass_through(proxy):
+    response = await proxy.client.post(
+        "/v1/chat/completions", json=CHAT, headers={"x-mock-status": "429"}
+    )
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "mock_429"
+    record = proxy.final()
+    assert record.status == "error" and record.http_status == 429
+    assert record.error_message == "mock error 429"
+
+
+async def test_unreachable_upstream_is_502(proxy):
+    response = await proxy.client.post("/v1/chat/completions", json={**CHAT, "model": "dead/x"})
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "upstream_unreachable"
+    record = (await proxy.wait_final())[0]
+    assert record.status == "error" and record.http_status == 502
+
+
+async def test_upstream_read_timeout_is_504(proxy_factory):
+    async with proxy_factory("timeouts: {connect: 5, read: 0.3, stream_idle: 0.3}") as proxy:
+        response = await proxy.client.post(
+            "/v1/chat/completions", json=CHAT, headers={"x-mock-first-delay-ms": "2000"}
+        )
+        assert response.status_code == 504
+        assert response.json()["error"]["type"] == "timeout_error"
+        record = (await proxy.wait_final())[0]
+        assert record.status == "timeout" and record.http_status == 504
+
+
+async def test_stalled_stream_ends_with_sse_error_and_timeout_task(proxy_factory):
+    async with proxy_factory("timeouts: {connect: 5, read: 30, stream_idle: 0.3}") as proxy:
+        headers = {"x-mock-stall-after": "2"}
+        async with proxy.client.stream(
+            "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers
+        ) as response:
+            raw = (await response.aread()).decode()
+        assert response.status_code == 200
+        assert "event: error" in raw and "timeout_error" in raw
+        record = (await proxy.wait_final())[0]
+        assert record.status == "timeout"
+        assert record.response_text == "Mock reply "  # the two pieces received before the stall
+
+
+async def test_upstream_disconnect_mid_stream_is_error_with_partial_text(proxy):
+    headers = {"x-mock-disconnect-after": "2"}
+    async with proxy.client.stream(
+        "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers
+    ) as response:
+        raw = (await response.aread()).decode()
+    assert "event: error" in raw
+    record = (await proxy.wait_final())[0]
+    assert record.status == "error"
+    assert record.response_text == "Mock reply "
+
+
+async def test_client_disconnect_closes_upstream_and_records_cancelled(proxy):
+    headers = {"x-mock-chunk-delay-ms": "200", "x-mock-chunks": "50"}
+    async with proxy.client.stream(
+        "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers
+    ) as response:
+        received = b""
+        async for chunk in response.aiter_bytes():
+            received += chunk
+            if received.count(b"data: ") >= 3:
+                break
+    event = await proxy.mock.state.wait_for_event("client_disconnected", timeout=5)
+    assert event["chunks_sent"] < 50
+    record = (await proxy.wait_final())[0]
+    assert record.status == "cancelled"
+    assert record.response_text  # what was received so far
+
+
+async def test_responses_api_stream_and_whole(proxy):
+    payload = {"model": "gpt-4o-mini", "input": "tell me"}
+    whole = await proxy.client.post("/v1/responses", json=payload)
+    assert whole.status_code == 200
+    async with proxy.client.stream(
+        "POST", "/v1/responses", json={**payload, "stream": True}
+    ) as response:
+        raw = (await response.aread()).decode()
+    assert "response.completed" in raw
+    first, second = await proxy.wait_final(2)
+    for record in (first, second):
+        assert record.response_text == "Mock reply to: tell me"
+        assert record.usage.prompt_tokens == 2
+    assert second.stream and second.ttft_ms is not None
+
+
+async def test_embeddings_and_completions_usage(proxy):
+    emb = await proxy.client.post(
+        "/v1/embeddings", json={"model": "text-embedding-3-small", "input": ["a b", "c"]}
+    )
+    assert emb.status_code == 200
+    comp = await proxy.client.post("/v1/completions", json={"model": "gpt-4o-mini", "prompt": "hi"})
+    assert comp.status_code == 200
+    emb_record, comp_record = await proxy.wait_final(2)
+    assert emb_record.usage.prompt_tokens == emb.json()["usage"]["prompt_tokens"]
+    assert emb_record.usage.completion_tokens == 0
+    assert comp_record.response_text == comp.json()["choices"][0]["text"]
+
+
+async def test_other_v1_paths_pass_through_and_are_recorded(proxy):
+    response = await proxy.client.get("/v1/files/abc?purpose=x")
+    assert response.status_code == 404  # the fake upstream's own answer
+    assert proxy.mock.state.requests[-1]["path"] == "/v1/files/abc"
+    record = (await proxy.wait_final())[0]
+    assert record.endpoint == "/v1/files/abc" and record.http_status == 404
+
+
+async def test_models_lists_aliases_and_provider_models(proxy):
+    response = await proxy.client.get("/v1/models")
+    ids = [m["id"] for m in response.json()["data"]]
+    assert "fast" in ids and "mock/gpt-4o-mini" in ids
