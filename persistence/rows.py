@@ -33,8 +33,9 @@ def coalesce(records: Iterable[CallRecord]) -> list[CallRecord]:
             chosen[record.task_id] = record
             continue
         keep = previous if previous.is_final else record
-        if record.started_at < keep.started_at:
-            keep = replace(keep, started_at=record.started_at)
+        earliest = min(previous.started_at, record.started_at)
+        if keep.started_at != earliest:
+            keep = replace(keep, started_at=earliest)
         chosen[record.task_id] = keep
     return list(chosen.values())
 

@@ -1,0 +1,150 @@
+"""Persistence test fixtures: `records` builds call records with hand-checkable prices, and
+`probe` reads a database back, including the check that a run's aggregates equal the sums over
+its tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from persistence.apply import apply_batch
+from persistence.models import Run, Task
+from pricing.table import PriceTable
+from pricing.usage import Usage
+from proxy.recording import COMPLETED, FINAL_STATUSES, CallRecord, RunInfo
+from proxy.settings import Price
+
+PRICED_MODEL = "airuns-test-priced"  # an override: 3 USD per 1M input, 7 per 1M output
+AGGREGATES = [
+    "task_count",
+    "error_count",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "total_cost",
+    "unpriced_task_count",
+]
+
+
+class Records:
+    t0 = datetime(2026, 11, 21, 9, 5, tzinfo=UTC)
+    chat = "/v1/chat/completions"
+    unknown_model = "airuns-test-unknown-model"
+    usage = Usage(prompt_tokens=1000, completion_tokens=100, total_tokens=1100)
+    usage_cost = Decimal("0.0037")  # 1000 × 3/1M + 100 × 7/1M
+    prices = PriceTable({PRICED_MODEL: Price(input=Decimal("3"), output=Decimal("7"))})
+
+    def make(
+        self,
+        task_id: str,
+        *,
+        run: str | RunInfo | None = "run-1",
+        status: str = COMPLETED,
+        started: float = 0.0,
+        duration: float = 1.0,
+        usage: Usage | None | str = "default",
+        model: str = PRICED_MODEL,
+        endpoint: str = chat,
+        request: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> CallRecord:
+        """A record of a call `started` seconds after t0 that took `duration` seconds."""
+        started_at = self.t0 + timedelta(seconds=started)
+        final = status in FINAL_STATUSES
+        usage = self.usage if usage == "default" else usage
+        return CallRecord(
+            task_id=task_id,
+            run=RunInfo(id=run) if isinstance(run, str) else run,
+            task_name=fields.pop("task_name", None),
+            user_id=fields.pop("user_id", None),
+            owner=None,
+            endpoint=endpoint,
+            provider="mock",
+            model=model,
+            upstream_model=model,
+            stream=False,
+            status=status,
+            started_at=started_at,
+            request=request if request is not None else {"model": model, "messages": []},
+            usage=usage if final else None,
+            usage_source="provider" if final and usage else "missing",
+            completed_at=started_at + timedelta(seconds=duration) if final else None,
+            **fields,
+        )
+
+
+class Probe:
+    """Reads back what was written."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def apply(self, *records: CallRecord) -> None:
+        async with self.engine.begin() as conn:
+            await apply_batch(conn, records, Records.prices)
+
+    async def run(self, run_id: str = "run-1") -> Any:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(Run.__table__).where(Run.id == run_id))).one()
+
+    async def run_count(self) -> int:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(func.count()).select_from(Run))).scalar_one()
+
+    async def tasks(self) -> Sequence[Any]:
+        query = select(Task.__table__).order_by(Task.created_at, Task.id)
+        async with self.engine.connect() as conn:
+            return list(await conn.execute(query))
+
+    async def aggregates(self, run_id: str = "run-1") -> dict[str, Any]:
+        run = await self.run(run_id)
+        return {name: getattr(run, name) for name in AGGREGATES}
+
+    async def sums_over_tasks(self, run_id: str = "run-1") -> dict[str, Any]:
+        """The run's aggregates as computed from its task rows, plus its latest final time."""
+        final = Task.status.in_(FINAL_STATUSES)
+        query = select(
+            func.count().label("task_count"),
+            func.count().filter(Task.status.in_(["error", "timeout"])).label("error_count"),
+            func.coalesce(func.sum(Task.prompt_tokens), 0).label("prompt_tokens"),
+            func.coalesce(func.sum(Task.completion_tokens), 0).label("completion_tokens"),
+            func.coalesce(func.sum(Task.total_tokens), 0).label("total_tokens"),
+            func.sum(Task.cost).label("total_cost"),
+            func.count().filter(final, Task.cost.is_(None)).label("unpriced_task_count"),
+            func.max(case((final, func.coalesce(Task.completed_at, Task.created_at)))).label(
+                "last_final_at"
+            ),
+        ).where(Task.run_id == run_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).one()._asdict()
+        row["total_cost"] = row["total_cost"] or Decimal(0)
+        return row
+
+    async def assert_aggregates_match_tasks(self, run_id: str = "run-1") -> None:
+        expected = await self.sums_over_tasks(run_id)
+        last = expected.pop("last_final_at")
+        assert await self.aggregates(run_id) == expected
+        if last is not None:
+            assert (await self.run(run_id)).last_message_at == _utc(last)
+
+
+def _utc(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite: max() over the stored text
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@pytest.fixture
+def records() -> Records:
+    return Records()
+
+
+@pytest.fixture
+def probe(engine: AsyncEngine) -> Probe:
+    return Probe(engine)
