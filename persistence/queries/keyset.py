@@ -1,0 +1,103 @@
+"""Keyset pagination: order by (sort column, id), continue strictly after the last row seen.
+
+Unlike OFFSET, a page boundary is a *value*, so rows inserted or deleted elsewhere never shift
+later pages: no row is skipped or repeated. The sort column and id always run in the same
+direction, which lets one row-value comparison `(col, id) < (:v, :id)` use the (col, id) index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Column, ColumnElement, Row, Select, literal, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from persistence.queries.cursor import CursorError, decode_cursor, encode_cursor
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[Row[Any]]
+    has_more: bool
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ordering:
+    """One list order; `kind` is what its cursors are stamped with."""
+
+    kind: str
+    column: Column[Any]
+    id_column: Column[Any]
+    descending: bool
+
+    def order_by(self) -> list[ColumnElement[Any]]:
+        columns = (self.column, self.id_column)
+        return [c.desc() if self.descending else c.asc() for c in columns]
+
+    def after(self, key: Sequence[Any]) -> ColumnElement[bool]:
+        """Rows that come after `key` in this order."""
+        left = tuple_(self.column, self.id_column)
+        right = tuple_(literal(key[0], self.column.type), literal(key[1], self.id_column.type))
+        return left < right if self.descending else left > right
+
+    def encode(self, row: Row[Any]) -> str:
+        mapping = row._mapping
+        key = [_to_json(mapping[self.column.name]), mapping[self.id_column.name]]
+        return encode_cursor(self.kind, key)
+
+    def decode(self, token: str) -> tuple[Any, Any]:
+        """The typed key in `token`; raises `CursorError` if it is not one of ours."""
+        key = decode_cursor(token, self.kind)
+        if len(key) != 2:
+            raise CursorError("cursor is not a valid pagination cursor")
+        return _from_json(key[0], self.column), _from_json(key[1], self.id_column)
+
+
+async def fetch_page(
+    conn: AsyncConnection,
+    query: Select[Any],
+    ordering: Ordering,
+    after: tuple[Any, Any] | None,
+    limit: int,
+) -> Page:
+    """Up to `limit` rows of `query` after the key `after` (None: from the start)."""
+    if after is not None:
+        query = query.where(ordering.after(after))
+    query = query.order_by(*ordering.order_by()).limit(limit + 1)
+    rows = list((await conn.execute(query)).all())
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, has_more, ordering.encode(rows[-1]) if has_more else None)
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return value
+
+
+def _from_json(value: Any, column: Column[Any]) -> Any:
+    kind = column.type.python_type
+    try:
+        if kind is datetime and isinstance(value, str):
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is not None:
+                return parsed
+        elif kind is Decimal and isinstance(value, str):
+            amount = Decimal(value)
+            if amount.is_finite():
+                return amount
+        elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        elif kind is str and isinstance(value, str):
+            return value
+    except (ValueError, InvalidOperation):
+        pass
+    raise CursorError("cursor is not a valid pagination cursor")
