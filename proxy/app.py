@@ -14,7 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Litestar
+from persistence.writer import BatchWriter
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from persistence.engine import create_engine
+from pricing.table import PriceTable
 from proxy.handler import ProxyHandler
 from proxy.observability import Metrics, configure_logging
 from proxy.recording import Recorder
@@ -48,17 +52,29 @@ def create_app(
     settings: Settings,
     *,
     recorder: Recorder | None = None,
+    engine: AsyncEngine | None = None,
     log_stream: Any = None,
 ) -> AirunsApp:
+    """Build the app. By default the recorder is the batch writer on `database.url`; tests pass
+    an in-memory recorder and/or an engine of their own."""
     log = configure_logging(settings.logging.level, log_stream)
     metrics = Metrics()
     pool = UpstreamPool.from_settings(settings)
     instance_id = new_instance_id()
+    owns_engine = engine is None
+    if engine is None:
+        engine = create_engine(settings.database.url)
     if recorder is None:
-        from persistence.writer import BatchWriter
-
-        recorder = BatchWriter.from_settings(settings, instance_id=instance_id, log=log)
-    state = ServiceState(settings=settings, recorder=recorder, metrics=metrics, log=log)
+        recorder = BatchWriter(
+            engine,
+            PriceTable(settings.pricing.overrides),
+            settings.recording,
+            instance_id=instance_id,
+            log=log,
+        )
+    state = ServiceState(
+        settings=settings, recorder=recorder, metrics=metrics, log=log, engine=engine
+    )
     proxy = ProxyHandler(
         settings, pool, recorder, log=log, metrics=metrics, instance_id=instance_id
     )
@@ -74,6 +90,8 @@ def create_app(
         stop_recorder = getattr(recorder, "stop", None)
         if stop_recorder is not None:
             await stop_recorder()
+        if owns_engine:
+            await engine.dispose()
 
     web = Litestar(
         route_handlers=service_routes(),

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pricing.usage import estimate_usage
 from proxy.capture import Capture
 from proxy.headers import Tracking
-from proxy.recording import CallRecord, RunInfo
+from proxy.recording import CANCELLED, CallRecord, RunInfo
 
 
 @dataclass(slots=True)
@@ -84,6 +85,10 @@ class Call:
         capture = self.capture
         total = now - self.started
         usage = capture.usage if capture else None
+        usage_source = "provider"
+        if usage is None and status == CANCELLED:
+            usage = estimate_usage(self.request, capture.text if capture else None)
+            usage_source = "estimated"
         return CallRecord(
             task_id=self.task_id,
             run=self.run,
@@ -105,7 +110,7 @@ class Call:
             finish_reason=capture.finish_reason if capture else None,
             error_message=self.error_message or (capture.error_message if capture else None),
             usage=usage,
-            usage_source="provider" if usage is not None else "missing",
+            usage_source=usage_source if usage is not None else "missing",
             upstream_latency_ms=_ms(self.headers_at, self.started),
             ttft_ms=capture.ttft_ms if capture and self.stream else None,
             total_time_ms=total * 1000.0,

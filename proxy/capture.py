@@ -8,6 +8,7 @@ role-only chunk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -28,6 +29,7 @@ _RESPONSES_OUTPUT_DELTAS = (
     "response.audio.delta",
     "response.audio.transcript.delta",
 )
+_SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 _RESPONSES_FINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
@@ -60,15 +62,18 @@ class Capture:
             return True
         try:
             obj = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return True
         if not isinstance(obj, dict):
             return True
         self.events += 1
-        if self.endpoint == RESPONSES:
-            self._observe_responses_event(obj, now)
-            return True
-        return self._observe_chunk(obj, now)
+        try:
+            if self.endpoint == RESPONSES:
+                self._observe_responses_event(obj, now)
+                return True
+            return self._observe_chunk(obj, now)
+        except _SHAPE_ERRORS:
+            return True  # a shape we do not understand is relayed as it came, never an error
 
     def _observe_chunk(self, obj: dict[str, Any], now: float) -> bool:
         if "error" in obj and isinstance(obj["error"], dict):
@@ -136,10 +141,13 @@ class Capture:
     def observe_body(self, body: bytes) -> None:
         try:
             obj = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
-        if not isinstance(obj, dict):
-            return
+        if isinstance(obj, dict):
+            with contextlib.suppress(*_SHAPE_ERRORS):
+                self._take_body(obj)
+
+    def _take_body(self, obj: dict[str, Any]) -> None:
         if self.endpoint == RESPONSES:
             self._take_responses_object(obj, keep_text=False)
             return

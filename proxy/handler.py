@@ -37,9 +37,10 @@ from proxy.headers import (
 )
 from proxy.models_listing import list_models
 from proxy.recording import CANCELLED, COMPLETED, ERROR, PENDING, STREAMING, TIMEOUT, Recorder
-from proxy.relay import relay_stream
+from proxy.relay import drain_stream, relay_stream
 from proxy.routing import Router
 from proxy.settings import Settings
+from proxy.sse import SSEDecoder
 from proxy.upstream import UpstreamPool, UpstreamResponse, UpstreamStreamError
 
 _JSON_ENDPOINTS = frozenset({CHAT, COMPLETIONS, RESPONSES, EMBEDDINGS})
@@ -70,6 +71,7 @@ class ProxyHandler:
         self.max_body = settings.server_limits.max_request_bytes
         self.capture_requests = settings.capture.request_bodies
         self.max_captured = settings.capture.max_body_bytes
+        self._drains: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         tracked: dict[bytes, bytes] = {}
@@ -132,7 +134,7 @@ class ProxyHandler:
             return None
         try:
             return json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise BadRequest(
                 f"request body is not valid JSON: {exc}", code="invalid_json"
             ) from None
@@ -186,6 +188,7 @@ class ProxyHandler:
         watcher = DisconnectWatcher(receive)
         watcher.start()
         upstream: UpstreamResponse | None = None
+        decoder = SSEDecoder()
         status = ERROR
         try:
             sent_at = time.perf_counter()
@@ -199,7 +202,7 @@ class ProxyHandler:
             if upstream.is_event_stream:
                 if call.tracking.track:
                     self.recorder.submit(call.record(STREAMING))
-                status = await relay_stream(call, upstream, send, response_headers)
+                status = await relay_stream(call, upstream, send, response_headers, decoder)
             else:
                 status = await self._relay_whole(call, upstream, send, response_headers)
         except ProxyError as error:
@@ -211,13 +214,47 @@ class ProxyHandler:
             if not watcher.disconnected:
                 raise
             status = CANCELLED
-            call.error_message = "client disconnected"
             call.http_status = 499 if call.http_status is None else call.http_status
         finally:
             watcher.stop()
-            if upstream is not None:
-                upstream.close() if status != COMPLETED else upstream.release()
-            self._finish(call, status)
+            if status == CANCELLED:
+                call.error_message = "client disconnected"
+            draining = status == CANCELLED and self._start_drain(call, upstream, decoder)
+            if not draining:  # else the drain task closes the upstream and finishes the call
+                if upstream is not None:
+                    upstream.close() if status != COMPLETED else upstream.release()
+                self._finish(call, status)
+
+    def _start_drain(
+        self, call: Call, upstream: UpstreamResponse | None, decoder: SSEDecoder
+    ) -> bool:
+        """With `on_client_disconnect: drain`, read the rest of a stream in the background
+        (bounded by drain_timeout and max_drains) so the task gets the provider's usage."""
+        capture = self.settings.capture
+        if (
+            capture.on_client_disconnect != "drain"
+            or not call.tracking.track
+            or upstream is None
+            or not upstream.is_event_stream
+            or len(self._drains) >= capture.max_drains
+        ):
+            return False
+        task = asyncio.get_running_loop().create_task(self._drain(call, upstream, decoder))
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+        return True
+
+    async def _drain(self, call: Call, upstream: UpstreamResponse, decoder: SSEDecoder) -> None:
+        try:
+            await drain_stream(call, upstream, decoder, self.settings.capture.drain_timeout)
+        finally:
+            upstream.close()
+            self._finish(call, CANCELLED)
+
+    async def wait_for_drains(self) -> None:
+        """Shutdown: let background drains end (each is bounded by drain_timeout)."""
+        if self._drains:
+            await asyncio.gather(*self._drains, return_exceptions=True)
 
     async def _relay_whole(
         self, call: Call, upstream: UpstreamResponse, send: Send, headers: list

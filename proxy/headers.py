@@ -125,7 +125,7 @@ def _metadata(value: str | None) -> dict[str, Any] | None:
         return None
     try:
         parsed = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadRequest("X-Run-Metadata must be a JSON object", param="X-Run-Metadata") from None
     if not isinstance(parsed, dict):
         raise BadRequest("X-Run-Metadata must be a JSON object", param="X-Run-Metadata")

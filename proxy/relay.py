@@ -4,11 +4,13 @@ Each upstream read is decoded into whole events; their raw bytes go out unchange
 usage-only chunk airuns asked for is dropped), so nothing is re-encoded and the stream is never
 buffered beyond one partial event. Outcomes: completed; timeout (no bytes for `stream_idle`:
 an SSE error event, then close); error (the upstream broke off: an SSE error event, then
-close); cancelled (the client left: the caller closes the upstream connection at once).
+close); cancelled (the client left: the caller closes the upstream connection at once, or,
+with the `drain` policy, reads on without a client to record the provider's usage).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 
@@ -20,12 +22,12 @@ from proxy.sse import SSEDecoder
 from proxy.upstream import UpstreamIdleTimeout, UpstreamResponse, UpstreamStreamError
 
 
-async def relay_stream(call: Call, upstream: UpstreamResponse, send: Send, headers: Headers) -> str:
+async def relay_stream(
+    call: Call, upstream: UpstreamResponse, send: Send, headers: Headers, decoder: SSEDecoder
+) -> str:
     """Relay one event stream; return the call's status."""
     await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
-    capture = call.capture
-    decoder = SSEDecoder()
-    observe = capture.observe
+    observe = call.capture.observe
     waited = time.perf_counter()
     try:
         async for chunk in upstream.iter_chunks():
@@ -50,6 +52,20 @@ async def relay_stream(call: Call, upstream: UpstreamResponse, send: Send, heade
     except OSError:
         call.error_message = "client disconnected"
         return CANCELLED
+
+
+async def drain_stream(
+    call: Call, upstream: UpstreamResponse, decoder: SSEDecoder, limit: float
+) -> None:
+    """Keep reading a stream whose client has left, for at most `limit` seconds, so the task
+    records the usage the provider billed (`capture.on_client_disconnect: drain`)."""
+    observe = call.capture.observe
+    with contextlib.suppress(TimeoutError, UpstreamIdleTimeout, UpstreamStreamError):
+        async with asyncio.timeout(limit):
+            async for chunk in upstream.iter_chunks():
+                now = time.perf_counter()
+                for event in decoder.decode(chunk):
+                    observe(event, now)
 
 
 async def _send_more(send: Send, body: bytes) -> None:

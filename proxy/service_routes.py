@@ -17,6 +17,7 @@ class ServiceState:
     recorder: Any
     metrics: Any
     log: Any
+    engine: Any = None
 
 
 def _state(request: Request) -> ServiceState:

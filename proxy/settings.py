@@ -158,15 +158,39 @@ def interpolate(text: str, environ: Mapping[str, str]) -> str:
 
 def parse_settings(text: str, environ: Mapping[str, str]) -> Settings:
     try:
-        document = yaml.safe_load(interpolate(text, environ)) or {}
+        document = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise SettingsError(f"config is not valid YAML: {exc}") from None
     if not isinstance(document, dict):
         raise SettingsError("config must be a mapping at the top level")
+    document = _interpolate_values(document, environ)
     _apply_env_overrides(document, environ)
+    _inherit_provider_timeouts(document)
     settings = _build(Settings, document, "")
     _check_references(settings)
     return settings
+
+
+def _interpolate_values(node: Any, environ: Mapping[str, str]) -> Any:
+    """Expand `${VAR}` in string values only, so comments and keys are never expanded."""
+    if isinstance(node, dict):
+        return {key: _interpolate_values(value, environ) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interpolate_values(value, environ) for value in node]
+    if isinstance(node, str):
+        return interpolate(node, environ)
+    return node
+
+
+def _inherit_provider_timeouts(document: dict) -> None:
+    """A provider's own `timeouts` fill their gaps from the top-level `timeouts`."""
+    shared = document.get("timeouts")
+    providers = document.get("providers")
+    if not isinstance(shared, dict) or not isinstance(providers, dict):
+        return
+    for provider in providers.values():
+        if isinstance(provider, dict) and isinstance(provider.get("timeouts"), dict):
+            provider["timeouts"] = {**shared, **provider["timeouts"]}
 
 
 def load_settings(path: str | Path | None, environ: Mapping[str, str]) -> Settings:
@@ -249,6 +273,8 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     if value is None and type(None) in get_args(hint):
         return None
     kind = _unwrap_optional(hint)
+    if value is None and kind is str:
+        return ""
     if is_dataclass(kind):
         if kind is Price:
             return _price(value, key)
@@ -285,11 +311,15 @@ def _scalar(kind: Any, value: Any, key: str) -> Any:
         raise SettingsError(f"{key}: expected true or false, got {value!r}")
     if kind in (int, float):
         try:
-            number = kind(value) if not isinstance(value, bool) else None
+            number = float(value) if not isinstance(value, bool) else None
         except (TypeError, ValueError):
             number = None
-        if number is None or number < 0:
+        if number is None or number < 0 or number != number:
             raise SettingsError(f"{key}: expected a non-negative number, got {value!r}")
+        if kind is int:
+            if not number.is_integer():
+                raise SettingsError(f"{key}: expected a whole number, got {value!r}")
+            return int(number)
         return number
     if kind is str:
         if isinstance(value, (dict, list)):
@@ -329,6 +359,8 @@ def _check_references(settings: Settings) -> None:
             raise SettingsError(f"providers.{name}.base_url: must start with http:// or https://")
         if "/" in name:
             raise SettingsError(f"providers.{name}: a provider name cannot contain '/'")
+    if not 1 <= settings.server.port <= 65535:
+        raise SettingsError("server.port: must be between 1 and 65535")
     if settings.server.workers < 1:
         raise SettingsError("server.workers: must be at least 1")
 

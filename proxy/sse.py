@@ -28,7 +28,10 @@ def parse_event(raw: bytes) -> SSEEvent:
     """Parse one complete event block (without caring how it was terminated)."""
     event_type = None
     data_lines: list[str] = []
-    for line in raw.decode("utf-8", "replace").splitlines():
+    # SSE lines end at LF or CRLF only (not at the other breaks str.splitlines() knows).
+    for line in raw.decode("utf-8", "replace").split("\n"):
+        if line[-1:] == "\r":
+            line = line[:-1]
         if not line or line[0] == ":":
             continue
         name, _, value = line.partition(":")

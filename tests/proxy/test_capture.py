@@ -585,12 +585,6 @@ def test_garbage_body_is_ignored_without_raising(endpoint: str, raw: bytes) -> N
     assert capture.tool_call_list is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: observe_body assumes choices[0], output items and error details are "
-    "objects; a JSON body of another shape raises (AttributeError/TypeError) after the "
-    "response was sent, so the task is recorded as an error with nothing captured",
-)
 @pytest.mark.parametrize(
     ("endpoint", "raw"),
     [
@@ -607,12 +601,6 @@ def test_body_of_unexpected_json_shape_is_ignored_without_raising(
     Capture(endpoint, started=STARTED).observe_body(raw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: observe assumes chunk shapes (choice and delta objects, string tool-call "
-    "name/arguments); an odd chunk raises inside relay_stream and breaks the client's "
-    "stream, though recording must never break proxying",
-)
 @pytest.mark.parametrize(
     "chunk",
     [

@@ -277,3 +277,36 @@ async def test_models_lists_aliases_and_provider_models(proxy):
     response = await proxy.client.get("/v1/models")
     ids = [m["id"] for m in response.json()["data"]]
     assert "fast" in ids and "mock/gpt-4o-mini" in ids
+
+
+async def _leave_after_three_events(proxy, headers):
+    async with proxy.client.stream(
+        "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers
+    ) as response:
+        received = b""
+        async for chunk in response.aiter_bytes():
+            received += chunk
+            if received.count(b"data: ") >= 3:
+                break
+
+
+async def test_cancel_policy_estimates_usage_instead_of_zero(proxy):
+    await _leave_after_three_events(proxy, {"x-mock-chunk-delay-ms": "100", "x-mock-chunks": "30"})
+    record = (await proxy.wait_final())[0]
+    assert record.status == "cancelled"
+    assert record.usage_source == "estimated"
+    assert record.usage.prompt_tokens == 3  # "hello there" is 11 characters, ~4 a token
+    assert record.usage.completion_tokens > 0
+
+
+async def test_drain_policy_reads_on_and_records_provider_usage(proxy_factory):
+    config = "capture: {on_client_disconnect: drain, drain_timeout: 10}"
+    async with proxy_factory(config) as proxy:
+        headers = {"x-mock-chunk-delay-ms": "20", "x-mock-chunks": "30"}
+        await _leave_after_three_events(proxy, headers)
+        record = (await proxy.wait_final())[0]
+        assert record.status == "cancelled"
+        assert record.usage_source == "provider"
+        assert record.usage.completion_tokens == 30
+        completed = await proxy.mock.state.wait_for_event("stream_completed", timeout=5)
+        assert completed["chunks_sent"] >= 30

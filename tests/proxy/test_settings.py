@@ -111,21 +111,10 @@ def test_missing_variable_without_default_fails_naming_it() -> None:
     assert "AIRUNS_TEST_HOST" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: interpolation runs over the raw text, comments included, so a commented-out "
-    "'# api_key: ${OPENAI_API_KEY}' fails the start when the variable is unset",
-)
 def test_variable_in_a_comment_is_not_required() -> None:
     parse_settings("# api_key: ${UNSET_IN_COMMENT}\nserver: {port: 8080}\n", {})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an empty or null YAML value for a string key becomes the string 'None' "
-    "(str(None)); unquoted `api_key: ${OPENAI_API_KEY:-}` then sends 'Bearer None' upstream "
-    "instead of forwarding the client's key, and `admin: {api_key: }` makes 'None' the admin key",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -139,7 +128,6 @@ def test_empty_string_value_is_not_the_string_none(text: str) -> None:
     assert parse_settings(text, {}).providers["mock"].api_key in ("", None)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: same str(None) conversion for admin.api_key")
 def test_empty_admin_api_key_is_not_the_string_none() -> None:
     assert parse_settings("admin:\n  api_key:\n", {}).admin.api_key in ("", None)
 
@@ -336,20 +324,10 @@ def test_invalid_yaml_or_non_mapping_document_fails(text: str) -> None:
     fails(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: int settings accept floats and truncate them (port 8080.7 → 8080) "
-    "instead of failing naming the key",
-)
 def test_fractional_port_fails_naming_the_key() -> None:
     assert "server.port" in fails("server: {port: 8080.7}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: server.port has no upper bound; 70000 passes validation and only fails "
-    "later at bind, with a message that does not name the key",
-)
 def test_port_above_65535_fails_naming_the_key() -> None:
     assert "server.port" in fails("server: {port: 70000}")
 
@@ -415,11 +393,6 @@ def test_timeouts_default_to_spec_values() -> None:
     assert parse_settings("", {}).timeouts == Timeouts(connect=10.0, read=600.0, stream_idle=120.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (or undocumented design): a provider's partial timeouts fill the keys it "
-    "omits from the built-in defaults, not from the global `timeouts` section",
-)
 def test_provider_timeouts_inherit_unset_keys_from_the_global_timeouts() -> None:
     text = (
         "timeouts: {connect: 3, read: 30, stream_idle: 15}\n"
@@ -454,12 +427,6 @@ def test_load_settings_of_a_missing_file_fails_naming_it(tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(not REPO_CONFIG.exists(), reason="no config.yaml in the repository yet")
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.yaml's first comment mentions '${VAR}', and interpolation runs over "
-    "comments too (see test_variable_in_a_comment_is_not_required), so the shipped config "
-    "fails to load unless VAR is set: `airuns serve` / `make run` stop at start",
-)
 def test_repository_config_yaml_parses_without_any_environment() -> None:
     settings = parse_settings(REPO_CONFIG.read_text(), {})
 
