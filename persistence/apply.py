@@ -152,9 +152,9 @@ async def _finalize_tasks(
     )
     moving = [finals[task_id] for task_id in (await conn.execute(still_open)).scalars()]
     if moving:
-        statement = update(tasks).where(
-            tasks.c.id == bindparam("task_id"), tasks.c.status.in_(OPEN_STATUSES)
-        )
+        # Spelled out: an IN list would be an "expanding" parameter, which executemany refuses.
+        still_open_row = or_(*(tasks.c.status == status for status in OPEN_STATUSES))
+        statement = update(tasks).where(tasks.c.id == bindparam("task_id"), still_open_row)
         params = [{"task_id": r["id"]} | {c: r[c] for c in _FINAL_COLUMNS} for r in moving]
         await conn.execute(statement, params)
     return moving

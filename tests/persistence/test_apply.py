@@ -196,14 +196,18 @@ async def test_missing_counts_stay_null(records, probe) -> None:
     await probe.assert_aggregates_match_tasks()
 
 
-async def test_a_full_batch_over_many_runs_adds_up(records, probe) -> None:
-    await probe.apply(
-        *(
-            records.make(f"t{i}", run=f"run-{i % 7}", started=i, status=status)
+async def test_full_batches_over_many_runs_add_up(records, probe) -> None:
+    def batch(statuses: tuple[str, ...]) -> list:
+        return [
+            records.make(f"t{i:03}", run=f"run-{i % 7}", started=i, status=status)
             for i in range(250)
-            for status in ("pending", "completed")
-        )
-    )
-    assert len(await probe.tasks()) == 250
+            for status in statuses
+        ]
+
+    await probe.apply(*batch(("pending", "completed"))[:300])  # 150 done, 150 pending
+    await probe.apply(*batch(("streaming",)))
+    await probe.apply(*batch(("completed",)))
+    tasks = await probe.tasks()
+    assert len(tasks) == 250 and {t.status for t in tasks} == {"completed"}
     for run in range(7):
         await probe.assert_aggregates_match_tasks(f"run-{run}")

@@ -5,7 +5,8 @@ import random
 import shutil
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -180,49 +181,53 @@ async def forward(port: int, host: str, target_port: int) -> asyncio.Server:
     return await asyncio.start_server(handle, "127.0.0.1", port)
 
 
-def later_database(database_url: str, tmp_path: Path) -> tuple[str, Callable[[], Awaitable]]:
-    """A URL of `database_url` that fails to connect until the returned function is awaited."""
+@asynccontextmanager
+async def database_appearing_later(
+    database_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[str, Callable[[], Awaitable[None]]]]:
+    """A URL of `database_url` that fails to connect until the yielded function is awaited."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         later = tmp_path / "not-yet" / "airuns.db"
 
-        async def appear() -> None:
+        async def copy() -> None:
             later.parent.mkdir()
-            shutil.copyfile(url.database, later)
+            shutil.copyfile(str(url.database), later)
 
-        return f"sqlite+aiosqlite:///{later}", appear
+        yield f"sqlite+aiosqlite:///{later}", copy
+        return
     port = closed_port()
     servers: list[asyncio.Server] = []
 
-    async def appear() -> None:
+    async def listen() -> None:
         servers.append(await forward(port, url.host or "127.0.0.1", url.port or 5432))
 
-    later_url = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
-    return later_url, appear
+    try:
+        yield url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False), listen
+    finally:
+        for server in servers:
+            server.close()
+            await server.wait_closed()
 
 
 async def test_transient_errors_are_retried_without_losing_records(
     records, database_url, tmp_path
 ) -> None:
-    url, appear = later_database(database_url, tmp_path)
-    engine = create_engine(url)
-    writer = writer_for(engine, records, batch_size=3, flush_interval=0.001)
-    await writer.start()
-    for i in range(5):
-        writer.submit(records.make(f"t{i}", status="pending", started=i))
-        writer.submit(records.make(f"t{i}", started=i))
-    await wait_until(lambda: writer.retries >= 2)
-    await appear()
-    await writer.stop(timeout=10)
-    assert (writer.backlog, writer.written, writer.failed) == (0, 10, 0)
-    probe_engine = create_engine(url)
-    try:
-        async with probe_engine.connect() as conn:
-            count = (await conn.execute(text("SELECT task_count FROM runs"))).scalar_one()
-        assert count == 5
-    finally:
-        await probe_engine.dispose()
+    async with database_appearing_later(database_url, tmp_path) as (url, appear):
+        engine = create_engine(url)
+        writer = writer_for(engine, records, batch_size=3, flush_interval=0.001)
+        await writer.start()
+        for i in range(5):
+            writer.submit(records.make(f"t{i}", status="pending", started=i))
+            writer.submit(records.make(f"t{i}", started=i))
+        await wait_until(lambda: writer.retries >= 2)
+        await appear()
+        await writer.stop(timeout=10)
+        async with engine.connect() as conn:
+            task_count = (await conn.execute(text("SELECT task_count FROM runs"))).scalar_one()
         await engine.dispose()
+    assert (writer.backlog, writer.written, writer.failed) == (0, 10, 0)
+    assert task_count == 5
 
 
 async def test_two_writers_on_one_postgres_keep_aggregates_exact(
