@@ -84,20 +84,33 @@ def _to_json(value: Any) -> Any:
 
 
 def _from_json(value: Any, column: Column[Any]) -> Any:
-    kind = column.type.python_type
+    column_type = getattr(column.type, "impl", column.type)  # Money, UTCDateTime: decorators
+    parse = _PARSERS[column_type.python_type]
     try:
-        if kind is datetime and isinstance(value, str):
-            parsed = datetime.fromisoformat(value)
-            if parsed.tzinfo is not None:
-                return parsed
-        elif kind is Decimal and isinstance(value, str):
-            amount = Decimal(value)
-            if amount.is_finite():
-                return amount
-        elif kind is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        elif kind is str and isinstance(value, str):
-            return value
-    except (ValueError, InvalidOperation):
-        pass
-    raise CursorError("cursor is not a valid pagination cursor")
+        parsed = parse(value)
+    except (TypeError, ValueError, InvalidOperation):
+        parsed = None
+    if parsed is None:
+        raise CursorError("cursor is not a valid pagination cursor")
+    return parsed
+
+
+def _parse_datetime(value: Any) -> datetime | None:
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    return parsed if parsed is not None and parsed.tzinfo is not None else None
+
+
+def _parse_decimal(value: Any) -> Decimal | None:
+    amount = Decimal(value) if isinstance(value, str) else None
+    return amount if amount is not None and amount.is_finite() else None
+
+
+def _parse_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _parse_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+_PARSERS = {datetime: _parse_datetime, Decimal: _parse_decimal, int: _parse_int, str: _parse_str}
