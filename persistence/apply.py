@@ -141,7 +141,8 @@ async def _finalize_tasks(
     conn: AsyncConnection, rows: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Move existing open tasks to their final state; returns the rows that made the move.
-    The open ones are selected under a row lock, so no other writer can finalize them too."""
+    The open ones are selected under a row lock, so no other writer can finalize them too
+    (SQLite: the task insert before this already took the database's write lock)."""
     finals = {r["id"]: r for r in rows if r["status"] in FINAL_STATUSES}
     if not finals:
         return []
