@@ -65,13 +65,7 @@ def create_app(
     if engine is None:
         engine = create_engine(settings.database.url)
     if recorder is None:
-        recorder = BatchWriter(
-            engine,
-            PriceTable(settings.pricing.overrides),
-            settings.recording,
-            instance_id=instance_id,
-            log=log,
-        )
+        recorder = BatchWriter(engine, PriceTable(settings.pricing.overrides), settings.recording)
     state = ServiceState(
         settings=settings, recorder=recorder, metrics=metrics, log=log, engine=engine
     )
