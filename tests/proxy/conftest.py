@@ -41,6 +41,7 @@ async def serve_asgi(app: Any) -> AsyncIterator[str]:
 
 def make_settings(upstream_url: str, extra: str = "") -> Any:
     text = f"""
+database: {{url: "sqlite+aiosqlite:///:memory:"}}
 providers:
   mock: {{base_url: "{upstream_url}"}}
   keyed: {{base_url: "{upstream_url}", api_key: "sk-provider-secret"}}
