@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Litestar
-from persistence.writer import BatchWriter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.engine import create_engine
+from persistence.writer import BatchWriter
 from pricing.table import PriceTable
 from proxy.handler import ProxyHandler
 from proxy.observability import Metrics, configure_logging
