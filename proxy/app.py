@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from persistence.engine import create_engine
 from persistence.writer import BatchWriter
 from pricing.table import PriceTable
+from proxy.admin.errors import exception_handlers
+from proxy.admin.router import admin_router, openapi_config
 from proxy.handler import ProxyHandler
 from proxy.observability import Metrics, configure_logging
 from proxy.recording import Recorder
@@ -88,7 +90,9 @@ def create_app(
             await engine.dispose()
 
     web = Litestar(
-        route_handlers=service_routes(),
+        route_handlers=[*service_routes(), admin_router(settings)],
+        exception_handlers=exception_handlers(),
+        openapi_config=openapi_config(),
         on_startup=[start],
         on_shutdown=[stop],
         state=None,

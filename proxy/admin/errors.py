@@ -1,0 +1,90 @@
+"""Exception handlers: every error of the litestar side of the app in the OpenAI shape.
+
+- `ProxyError` (ours) renders itself, `param` included.
+- Litestar's `ValidationException` (a query parameter or body field of the wrong type, out of
+  range, not one of the choices; an unknown PATCH field) names the offending parameter.
+- A body that is not JSON → 400 with `param: "body"`; 404/405 and other HTTP errors map to
+  the error type of their status; anything else is a 500 that is logged, never leaked.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+
+from proxy.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ProxyError,
+    RateLimited,
+    Unauthorized,
+)
+
+_BY_STATUS: dict[int, type[ProxyError]] = {
+    error.status: error
+    for error in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge)
+} | {RateLimited.status: RateLimited}
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
+class MethodNotAllowed(ProxyError):
+    status, type, code = 405, "invalid_request_error", "method_not_allowed"
+
+
+def exception_handlers() -> dict[type[Exception], Any]:
+    return {
+        ProxyError: render_proxy_error,
+        HTTPException: render_http_error,
+        Exception: render_crash,
+    }
+
+
+def render_proxy_error(_: Request[Any, Any, Any], exc: ProxyError) -> Response[Any]:
+    return Response(exc.to_dict(), status_code=exc.status)
+
+
+def render_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return render_proxy_error(request, as_proxy_error(exc))
+
+
+def render_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log = getattr(getattr(request.app.state, "airuns", None), "log", None)
+    if log is not None:
+        log.error("admin_request_failed", path=request.url.path, error=repr(exc))
+    return render_proxy_error(request, ProxyError("internal server error"))
+
+
+def as_proxy_error(exc: HTTPException) -> ProxyError:
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+        return _validation_error(exc.extra[0])
+    if isinstance(exc.__cause__, SerializationException):
+        return BadRequest(f"request body is not valid JSON: {exc.detail}", param="body")
+    if exc.status_code == MethodNotAllowed.status:
+        return MethodNotAllowed(exc.detail)
+    error = _BY_STATUS.get(exc.status_code)
+    if error is None:
+        generic = ProxyError(exc.detail)
+        generic.status = exc.status_code
+        return generic
+    return error(exc.detail)
+
+
+def _validation_error(problem: Any) -> BadRequest:
+    """One of litestar's validation problems: `{"message", "key", "source"}`."""
+    problem = problem if isinstance(problem, dict) else {}
+    message = str(problem.get("message") or "invalid value")
+    key = str(problem.get("key") or "")
+    source = str(getattr(problem.get("source"), "value", problem.get("source")) or "")
+    if unknown := _UNKNOWN_FIELD.search(message):
+        return BadRequest(f"unknown field {unknown.group(1)!r}", param=unknown.group(1))
+    if key == "data":  # the body as a whole (e.g. an array instead of an object)
+        return BadRequest(f"invalid request body: {message}", param="body")
+    field = re.split(r"[.\[]", key, maxsplit=1)[0] or None
+    where = "query parameter" if source == "query" else "field"
+    return BadRequest(f"invalid {where} {key!r}: {message}", param=field)

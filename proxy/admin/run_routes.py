@@ -1,0 +1,161 @@
+"""`/admin/runs…` handlers: parse, call one query, shape the result. Nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from persistence.queries import runs as run_queries
+from persistence.queries import tasks as task_queries
+from persistence.queries.scope import Principal
+from proxy.admin.export import export_run
+from proxy.admin.params import (
+    Cursor,
+    Format,
+    Instant,
+    Limit,
+    ModelName,
+    NameSearch,
+    Purge,
+    RunId,
+    RunPatch,
+    Sort,
+    SourceType,
+    Starred,
+    StatusFilter,
+    UserId,
+    parse_cursor,
+    parse_window,
+    patch_changes,
+)
+from proxy.admin.serialize import page_json, run_json, task_json
+from proxy.errors import NotFound
+
+Engine = NamedDependency[AsyncEngine]
+Caller = NamedDependency[Principal]
+
+
+@get("/runs", summary="List runs", description="Keyset-paginated; `status` defaults to active.")
+async def list_runs(
+    engine: Engine,
+    principal: Caller,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    status: StatusFilter = "active",
+    starred: Starred = None,
+    q: NameSearch = None,
+    source_type: SourceType = None,
+    user_id: UserId = None,
+    model: ModelName = None,
+    since: Instant = None,
+    until: Instant = None,
+    sort: Sort = "recent",
+) -> dict[str, Any]:
+    since_at, until_at = parse_window(since, until)
+    filters = run_queries.RunFilter(
+        status, starred, q, source_type, user_id, model, since_at, until_at
+    )
+    after = parse_cursor(run_queries.ORDERINGS[sort], cursor)
+    async with engine.connect() as conn:
+        page = await run_queries.list_runs(
+            conn, principal, filters, sort=sort, after=after, limit=limit
+        )
+    return page_json(page, run_json)
+
+
+@get("/runs/{run_id:str}", summary="A run, with its messages (whatever its status)")
+async def get_run(engine: Engine, principal: Caller, run_id: RunId) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        run = found(await run_queries.get_run(conn, principal, run_id), run_id)
+    return run_json(run, with_messages=True)
+
+
+@get("/runs/{run_id:str}/tasks", summary="A run's tasks, oldest first")
+async def list_run_tasks(
+    engine: Engine, principal: Caller, run_id: RunId, limit: Limit = 20, cursor: Cursor = None
+) -> dict[str, Any]:
+    after = parse_cursor(task_queries.OLDEST_FIRST, cursor)
+    async with engine.connect() as conn:
+        found(await run_queries.get_run(conn, principal, run_id), run_id)
+        page = await task_queries.list_run_tasks(conn, principal, run_id, after=after, limit=limit)
+    return page_json(page, task_json)
+
+
+@get("/runs/{run_id:str}/messages", summary="The run's conversation, ready to send to resume")
+async def get_run_messages(engine: Engine, principal: Caller, run_id: RunId) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        run = found(await run_queries.get_run(conn, principal, run_id), run_id)
+    return {"messages": run.messages or []}
+
+
+@patch("/runs/{run_id:str}", summary="Rename, star, archive, describe or tag a run")
+async def update_run(
+    engine: Engine, principal: Caller, run_id: RunId, data: JSONBody[RunPatch]
+) -> dict[str, Any]:
+    async with engine.begin() as conn:
+        run = await run_queries.update_run(conn, principal, run_id, patch_changes(data))
+    return run_json(found(run, run_id), with_messages=True)
+
+
+@delete(
+    "/runs/{run_id:str}",
+    status_code=200,
+    summary="Soft-delete a run (200 with the run); `purge=true` removes it and its tasks (204)",
+)
+async def delete_run(
+    engine: Engine, principal: Caller, run_id: RunId, purge: Purge = False
+) -> Response[Any]:
+    async with engine.begin() as conn:
+        if purge:
+            if not await run_queries.purge_run(conn, principal, run_id):
+                raise not_found(run_id)
+            return Response(content=None, status_code=204)
+        run = await run_queries.set_run_status(conn, principal, run_id, "deleted")
+    return Response(run_json(found(run, run_id), with_messages=True))
+
+
+@post("/runs/{run_id:str}/restore", status_code=200, summary="Make a run active again")
+async def restore_run(engine: Engine, principal: Caller, run_id: RunId) -> dict[str, Any]:
+    async with engine.begin() as conn:
+        run = await run_queries.set_run_status(conn, principal, run_id, "active")
+    return run_json(found(run, run_id), with_messages=True)
+
+
+@get("/runs/{run_id:str}/export", summary="Download a run as JSON, a Markdown transcript or CSV")
+async def export(
+    engine: Engine, principal: Caller, run_id: RunId, fmt: Format = "json"
+) -> Response[bytes]:
+    async with engine.connect() as conn:
+        run = found(await run_queries.get_run(conn, principal, run_id), run_id)
+        tasks = await task_queries.all_run_tasks(conn, principal, run_id)
+    file = export_run(run, tasks, fmt)
+    disposition = f'attachment; filename="{file.filename}"'
+    return Response(
+        file.body.encode(), media_type=file.media_type, headers={"Content-Disposition": disposition}
+    )
+
+
+def found(row: Any, run_id: str) -> Any:
+    if row is None:
+        raise not_found(run_id)
+    return row
+
+
+def not_found(run_id: str) -> NotFound:
+    return NotFound(f"no run with id {run_id!r}", param="run_id")
+
+
+RUN_ROUTES = [
+    list_runs,
+    get_run,
+    list_run_tasks,
+    get_run_messages,
+    update_run,
+    delete_run,
+    restore_run,
+    export,
+]
