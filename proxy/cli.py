@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 
+from proxy.runs_cli import add_runs_commands
 from proxy.settings import Settings, SettingsError, load_settings
 
 
@@ -39,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, default=9000)
     mock.set_defaults(run=_mock_upstream)
+
+    add_runs_commands(commands, _config_option)
     return parser
 
 
