@@ -31,6 +31,7 @@ _BY_STATUS: dict[int, type[ProxyError]] = {
     for error in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge)
 } | {RateLimited.status: RateLimited}
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_MISSING = re.compile(r"Missing required \w+ parameter '([^']+)'")
 
 
 class MethodNotAllowed(ProxyError):
@@ -63,6 +64,10 @@ def render_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[An
 def as_proxy_error(exc: HTTPException) -> ProxyError:
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         return _validation_error(exc.extra[0])
+    if isinstance(exc, ValidationException) and (missing := _MISSING.match(exc.detail)):
+        return BadRequest(
+            f"missing required parameter {missing.group(1)!r}", param=missing.group(1)
+        )
     if isinstance(exc.__cause__, SerializationException):
         return BadRequest(f"request body is not valid JSON: {exc.detail}", param="body")
     if exc.status_code == MethodNotAllowed.status:

@@ -49,7 +49,7 @@ Sort = Annotated[RunSort, _query("recent/oldest: last message; name A→Z; other
 RunFilterId = Annotated[str | None, _query("Only tasks of this run.")]
 TaskStatusFilter = Annotated[TaskStatus | None, _query("Only tasks in this status.")]
 GroupBy = Annotated[UsageGroup, _query("day (UTC) or model (upstream), provider, user, run.")]
-Format = Annotated[ExportFormat, _query("json, markdown (transcript) or csv.", name="format")]
+Format = Annotated[ExportFormat, _query("json, markdown (transcript) or csv.")]
 Purge = Annotated[bool, _query("Remove the run and its tasks for good (204).")]
 PriceModel = Annotated[str, _query("Model name as sent by clients or upstream.")]
 PriceProvider = Annotated[str | None, _query("Narrows the lookup to this provider.")]

@@ -127,12 +127,15 @@ async def restore_run(engine: Engine, principal: Caller, run_id: RunId) -> dict[
 
 @get("/runs/{run_id:str}/export", summary="Download a run as JSON, a Markdown transcript or CSV")
 async def export(
-    engine: Engine, principal: Caller, run_id: RunId, fmt: Format = "json"
+    engine: Engine,
+    principal: Caller,
+    run_id: RunId,
+    format: Format = "json",  # shadows the builtin: it is the parameter's public name
 ) -> Response[bytes]:
     async with engine.connect() as conn:
         run = found(await run_queries.get_run(conn, principal, run_id), run_id)
         tasks = await task_queries.all_run_tasks(conn, principal, run_id)
-    file = export_run(run, tasks, fmt)
+    file = export_run(run, tasks, format)
     disposition = f'attachment; filename="{file.filename}"'
     return Response(
         file.body.encode(), media_type=file.media_type, headers={"Content-Disposition": disposition}

@@ -118,9 +118,14 @@ def _figures(task: Any) -> str:
 
 
 def _tokens(total: int | None, prompt: int | None, completion: int | None) -> str:
-    if total is None and prompt is None:
+    """A count the provider did not report is `?`, never 0."""
+    if total is None and prompt is None and completion is None:
         return "tokens unknown"
-    return f"{total or 0:,} tokens ({prompt or 0:,} prompt, {completion or 0:,} completion)"
+    return f"{_count(total)} tokens ({_count(prompt)} prompt, {_count(completion)} completion)"
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
 
 
 def _run_cost(run: Any) -> str:
