@@ -39,13 +39,14 @@ async def serve_asgi(app: Any) -> AsyncIterator[str]:
         await task
 
 
-def make_settings(upstream_url: str, extra: str = "") -> Any:
+def make_settings(upstream_url: str, extra: str = "", providers: str = "") -> Any:
     text = f"""
 database: {{url: "sqlite+aiosqlite:///:memory:"}}
 providers:
   mock: {{base_url: "{upstream_url}"}}
   keyed: {{base_url: "{upstream_url}", api_key: "sk-provider-secret"}}
   dead: {{base_url: "http://127.0.0.1:9/v1"}}
+{providers}
 models:
   - {{name: fast, provider: mock, model: gpt-4o-mini}}
 default_provider: mock
@@ -81,13 +82,12 @@ class ProxyHarness:
 @pytest.fixture
 def proxy_factory() -> Callable:
     @asynccontextmanager
-    async def start(extra_config: str = "") -> AsyncIterator[ProxyHarness]:
+    async def start(extra_config: str = "", providers: str = "") -> AsyncIterator[ProxyHarness]:
         async with MockUpstreamServer() as mock:
             recorder = MemoryRecorder()
             log = io.StringIO()
-            app = create_app(
-                make_settings(mock.base_url, extra_config), recorder=recorder, log_stream=log
-            )
+            settings = make_settings(mock.base_url, extra_config, providers)
+            app = create_app(settings, recorder=recorder, log_stream=log)
             async with serve_asgi(app) as url:
                 harness = ProxyHarness(url, mock, recorder, log)
                 try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 
 import pytest
 
@@ -310,3 +312,32 @@ async def test_drain_policy_reads_on_and_records_provider_usage(proxy_factory):
         assert record.usage.completion_tokens == 30
         completed = await proxy.mock.state.wait_for_event("stream_completed", timeout=5)
         assert completed["chunks_sent"] >= 30
+
+
+async def test_upstream_connect_timeout_is_504(proxy_factory):
+    # A listener whose accept queue is full: the kernel drops further SYNs, so connecting hangs.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        providers = (
+            f'  blackhole: {{base_url: "http://127.0.0.1:{port}/v1", '
+            "timeouts: {connect: 0.5, read: 5, stream_idle: 5}}"
+        )
+        try:
+            async with proxy_factory(providers=providers) as proxy:
+                started = time.monotonic()
+                response = await proxy.client.post(
+                    "/v1/chat/completions", json={**CHAT, "model": "blackhole/x"}
+                )
+                assert response.status_code == 504
+                assert time.monotonic() - started < 4
+                record = (await proxy.wait_final())[0]
+                assert record.status == "timeout"
+        finally:
+            for filler in fillers:
+                filler.close()
