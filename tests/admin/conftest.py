@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.apply import apply_batch
@@ -63,6 +64,32 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
         await inbox.put({"type": "lifespan.shutdown"})
         await outbox.get()
         await task
+
+
+@asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    """`app` under a real uvicorn server on a free loopback port, in this event loop."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="none"
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.005)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+def served() -> Any:
+    return serve
 
 
 @pytest.fixture
@@ -176,5 +203,11 @@ def chat_request(model: str, text: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def seed(engine: AsyncEngine, settings: Settings) -> Seeder:
-    return Seeder(engine, PriceTable(settings.pricing.overrides))
+def seeder_for(settings: Settings) -> Any:
+    """For sync tests, which open an engine of their own: `seeder_for(engine)`."""
+    return lambda engine: Seeder(engine, PriceTable(settings.pricing.overrides))
+
+
+@pytest.fixture
+def seed(engine: AsyncEngine, seeder_for: Any) -> Seeder:
+    return seeder_for(engine)
