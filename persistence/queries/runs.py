@@ -91,8 +91,9 @@ def _conditions(filters: RunFilter, principal: Principal) -> list[ColumnElement[
 
 
 def _has_task_with_model(model: str, principal: Principal) -> ColumnElement[bool]:
-    names = or_(tasks.c.model == model, tasks.c.upstream_model == model)
-    names = or_(names, tasks.c.response_model == model)
+    names = or_(
+        tasks.c.model == model, tasks.c.upstream_model == model, tasks.c.response_model == model
+    )
     matching = select(tasks.c.id).where(
         tasks.c.run_id == runs.c.id, names, visible(tasks, principal)
     )
@@ -107,6 +108,11 @@ async def get_run(conn: AsyncConnection, principal: Principal, run_id: str) -> R
     """The run with its `messages`, whatever its status."""
     query = select(runs).where(runs.c.id == run_id, visible(runs, principal))
     return (await conn.execute(query)).one_or_none()
+
+
+async def run_exists(conn: AsyncConnection, principal: Principal, run_id: str) -> bool:
+    query = select(runs.c.id).where(runs.c.id == run_id, visible(runs, principal))
+    return (await conn.execute(query)).first() is not None
 
 
 async def update_run(
@@ -135,8 +141,7 @@ async def set_run_status(
 
 async def purge_run(conn: AsyncConnection, principal: Principal, run_id: str) -> bool:
     """Remove the run and its tasks for good; False when there was no such run."""
-    exists = select(runs.c.id).where(runs.c.id == run_id, visible(runs, principal))
-    if (await conn.execute(exists)).first() is None:
+    if not await run_exists(conn, principal, run_id):
         return False
     await conn.execute(delete(tasks).where(tasks.c.run_id == run_id))
     await conn.execute(delete(runs).where(runs.c.id == run_id, visible(runs, principal)))

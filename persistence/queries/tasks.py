@@ -74,8 +74,13 @@ def _conditions(filters: TaskFilter) -> list[ColumnElement[bool]]:
         conditions.append(tasks.c.status == filters.status)
     if filters.model is not None:
         model = filters.model
-        names = or_(tasks.c.model == model, tasks.c.upstream_model == model)
-        conditions.append(or_(names, tasks.c.response_model == model))
+        conditions.append(
+            or_(
+                tasks.c.model == model,
+                tasks.c.upstream_model == model,
+                tasks.c.response_model == model,
+            )
+        )
     if filters.since is not None:
         conditions.append(tasks.c.created_at >= filters.since)
     if filters.until is not None:

@@ -80,7 +80,8 @@ async def list_run_tasks(
 ) -> dict[str, Any]:
     after = parse_cursor(task_queries.OLDEST_FIRST, cursor)
     async with engine.connect() as conn:
-        found(await run_queries.get_run(conn, principal, run_id), run_id)
+        if not await run_queries.run_exists(conn, principal, run_id):
+            raise not_found(run_id)
         page = await task_queries.list_run_tasks(conn, principal, run_id, after=after, limit=limit)
     return page_json(page, task_json)
 
