@@ -1,4 +1,5 @@
-"""The schema: `runs` (one per X-Run-Id) and `tasks` (one per proxied call).
+"""The schema: `runs` (one per X-Run-Id), `tasks` (one per proxied call) and `instances` (the
+airuns processes writing to this database, with their heartbeats).
 
 Run aggregates (task_count, tokens, total_cost, …) are maintained by `apply.py` with SQL
 increments; they always equal the sums over the run's tasks. Token counts on a task are NULL
@@ -145,5 +146,22 @@ class Task(Base):
     )
 
 
+class Instance(Base):
+    """A live airuns process, as far as its heartbeat tells. Past `expires_at` (or without a
+    row at all) an instance is taken for dead and its unfinished tasks are closed."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set by the instance itself (heartbeat_at + a few of its own heartbeat intervals), so
+    # processes with different intervals judge each other right.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "expires_at"),)
+
+
 runs_table = Run.__table__
 tasks_table = Task.__table__
+instances_table = Instance.__table__

@@ -1,19 +1,29 @@
-"""The production `Recorder`: a bounded in-memory buffer written to the database in batches.
+"""The production `Recorder`: records go to the database in batches, off the request path, and
+to an on-disk spool when the database cannot take them.
 
-- `submit()` never waits and never raises: it appends to the buffer and returns. It must be
-  called from the event loop the writer runs on.
-- A background loop takes up to `batch_size` records once that many are waiting or
-  `flush_interval` seconds after the first one arrived, and applies them in one transaction
-  (`apply_batch`: a call's start and final record in one batch cost one row write).
-- Transient database errors (connection lost, locked, deadlock, …) are retried with capped
-  exponential backoff; the batch stays at the head of the line, so nothing is lost or
-  reordered. A batch failing for any other reason is retried one task at a time, so a single
-  bad record is dropped (counted in `failed`) instead of blocking everything behind it.
-- Overflow policy: the buffer holds at most `queue_size` records. When it is full, the oldest
-  non-final (start) record is dropped first: its task is still recorded by its final record.
-  Only when every buffered record is final is the oldest final record dropped. Drops are
-  counted in `dropped`. (A later change spools to disk so no final record is lost.)
-- `stop()` drains everything to the database before returning (or until its timeout).
+- `submit()` never waits, never does I/O and never raises: it appends to memory and returns.
+  It must be called from the event loop the writer runs on.
+- The write loop takes up to `batch_size` records (the spool's unread ones first, then
+  memory's) once that many wait or `flush_interval` after the first arrived, and applies them
+  in one transaction (`apply_batch`, idempotent: a batch applied twice — after a lost commit
+  acknowledgement, or replayed from a spool after a crash — counts nothing twice). Transient
+  errors are retried with capped exponential backoff, the batch staying at the head of the
+  line; a batch failing otherwise is retried task by task, so one bad record is refused (counted
+  in `failed`) instead of blocking the rest.
+- Overflow policy — nothing final is dropped: memory holds at most `queue_size` records and
+  none for longer than `spool_after` seconds; beyond either, the oldest records (with the batch
+  being written, when it is that old) are appended to this process's spool and fsync'd, one
+  write and one fsync per spill. The spool is read back in order once the database answers.
+  Guarantee: a record submitted `spool_after` seconds ago is in the database or on disk (plus
+  the time of one fsync). Only if the spool itself cannot be written (disk full, no permission)
+  does memory fall back to dropping, oldest start records first, counted in `dropped`.
+- Liveness: the process upserts its `instances` row every `heartbeat_interval` (its first
+  write waits for that row, so no one takes its tasks for orphans), and holds its spool's lock.
+  Every interval, and first once the database answers, `Recovery` replays dead processes'
+  spools and closes tasks they left open. Start-up never waits for the database.
+- `stop()` writes everything to the database, giving up after `stop_timeout` seconds or once
+  the database has refused writes for `give_up_after` seconds; then what is left goes to the
+  spool, which the next process to start replays.
 """
 
 from __future__ import annotations
@@ -21,16 +31,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.apply import apply_batch
+from persistence.backlog import Backlog
+from persistence.instances import beat, forget, new_instance_id
 from persistence.models import tasks_table
+from persistence.recovery import Recovery
 from persistence.rows import coalesce
+from persistence.spool import Spool
 from pricing.table import PriceTable
 from proxy.recording import CallRecord
 from proxy.settings import RecordingSettings
@@ -44,7 +60,7 @@ _TRANSIENT_SQLSTATES = ("08", "40", "53", "57P", "55P03")
 
 def is_transient(error: BaseException) -> bool:
     """Whether retrying the same batch later can succeed."""
-    if isinstance(error, OSError | sa_exc.OperationalError | sa_exc.InterfaceError):
+    if isinstance(error, OSError | TimeoutError | sa_exc.OperationalError | sa_exc.InterfaceError):
         return True  # OSError covers refused connections and timeouts
     if isinstance(error, sa_exc.DBAPIError):
         if error.connection_invalidated:
@@ -63,33 +79,57 @@ class BatchWriter:
         prices: PriceTable,
         settings: RecordingSettings | None = None,
         *,
+        instance_id: str | None = None,
         first_backoff: float = 0.05,
         max_backoff: float = 5.0,
         lookup_timeout: float = 0.5,
+        stop_timeout: float = 10.0,
+        give_up_after: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
         self._prices = prices
-        self._settings = settings or RecordingSettings()
+        self._settings = settings = settings or RecordingSettings()
+        self.instance_id = instance_id or new_instance_id()
         self._first_backoff, self._max_backoff = first_backoff, max_backoff
         self._lookup_timeout = lookup_timeout
-        self._buffer: deque[CallRecord] = deque()
-        self._buffered_starts = 0  # non-final records in the buffer: the first to drop
-        self._batch: Sequence[CallRecord] = ()  # taken from the buffer, being written
-        self._active: set[str] = set()  # tasks whose final record is not written yet
+        self._stop_timeout, self._give_up_after = stop_timeout, give_up_after
+        self._clock = clock
+        self._heartbeat = max(0.01, settings.heartbeat_interval)
+        self._backlog = Backlog(settings.queue_size)
+        self._spool_broken = False
+        self._recovery = Recovery(
+            engine, prices, self.instance_id, settings.spool_dir, settings.batch_size
+        )
+        self._active: set[str] = set()  # tasks whose final record is in memory or in flight
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._spill_now = asyncio.Event()
+        self._registered = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._started_at = datetime.now(UTC)
+        self._failing_since: float | None = None
         self._stopping = False
         self._closed = False
         self.written = 0  # records committed
-        self.dropped = 0  # records dropped because the buffer was full (or after stop)
+        self.spooled = 0  # records appended to the spool (some are then written, too)
+        self.dropped = 0  # records lost: the spool was unusable, or submitted after stop
         self.failed = 0  # records the database refused for good
-        self.retries = 0  # transient errors retried
+        self.retries = 0  # transient database errors retried (writes and heartbeats)
 
     @property
     def backlog(self) -> int:
-        """Records submitted but not yet written."""
-        return len(self._buffer) + len(self._batch)
+        """Records submitted but not yet written (in memory or in the spool)."""
+        return len(self._backlog)
+
+    def status(self) -> dict[str, int]:
+        """For `/readyz`."""
+        return {
+            "backlog": len(self._backlog),
+            "spooled": self._backlog.spooled,
+            "dropped": self.dropped,
+            "failed": self.failed,
+        }
 
     def submit(self, record: CallRecord) -> None:
         try:
@@ -99,7 +139,7 @@ class BatchWriter:
             self.dropped += 1
 
     def is_task_active(self, task_id: str) -> bool:
-        """Whether the task is in flight in this process (its final record is not written)."""
+        """Whether the task is in flight in this process (its final record is in memory)."""
         return task_id in self._active
 
     async def task_exists(self, task_id: str) -> bool:
@@ -116,81 +156,101 @@ class BatchWriter:
             return False
 
     async def start(self) -> None:
-        if self._loop_task is None:
-            self._loop_task = asyncio.create_task(self._run(), name="airuns-batch-writer")
+        """Open the spool and start the background loops; never waits for the database."""
+        if self._loops:
+            return
+        self._open_spool()
+        loops = (self._write_loop, self._spool_loop, self._heartbeat_loop, self._recovery_loop)
+        self._loops = [asyncio.create_task(run(), name=f"airuns{run.__name__}") for run in loops]
 
     async def stop(self, timeout: float | None = None) -> None:
-        """Write everything submitted so far; after `timeout` seconds, give up and log the loss."""
-        await self.start()  # so records submitted before start are drained too
+        """Write everything submitted so far to the database, else to the spool; see the
+        module docstring for the bounds."""
+        await self.start()  # so records submitted before start are handled too
         self._stopping = True
         self._arrived.set()
         self._full.set()
-        assert self._loop_task is not None
+        drained = await self._drain(self._stop_timeout if timeout is None else timeout)
+        for loop in reversed(self._loops):  # the write loop last: it may have finished
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        if not drained:
+            await self._spill(0.0, everything=True)
+        self._report_loss()
+        if drained:
+            await self._forget_instance()
+        if self._backlog.spool is not None:
+            self._backlog.spool.close()
+        self._closed = True
+
+    def _open_spool(self) -> None:
         try:
-            await asyncio.wait_for(asyncio.shield(self._loop_task), timeout)
-        except TimeoutError:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            log.error("writer stopped with %d records not written", self.backlog)
-        finally:
-            self._closed = True
+            self._backlog.spool = Spool.create(self._settings.spool_dir, self.instance_id)
+        except OSError:
+            log.exception(
+                "no spool in %s: records beyond recording.queue_size will be dropped",
+                self._settings.spool_dir,
+            )
+            self._spool_broken = True
 
     def _enqueue(self, record: CallRecord) -> None:
         if self._closed:
+            log.error("call record for task %s submitted after stop: dropped", record.task_id)
             self.dropped += 1
             return
-        if len(self._buffer) >= self._settings.queue_size:
-            self._drop_one()
-        self._buffer.append(record)
-        self._buffered_starts += not record.is_final
+        if record.instance_id is None:
+            record = replace(record, instance_id=self.instance_id)
+        self._backlog.push(record, self._clock())
         self._active.add(record.task_id)
         self._arrived.set()
-        if len(self._buffer) >= self._settings.batch_size:
+        waiting = len(self._backlog.memory)
+        if waiting >= self._settings.batch_size:
             self._full.set()
+        if waiting > self._settings.queue_size:
+            if self._spool_broken:
+                self._forget([self._backlog.drop_one()])
+                self.dropped += 1
+            else:
+                self._spill_now.set()
 
-    def _drop_one(self) -> None:
-        self.dropped += 1
-        if self._buffered_starts:
-            index = next(i for i, r in enumerate(self._buffer) if not r.is_final)
-            del self._buffer[index]
-            self._buffered_starts -= 1
-        else:
-            self._active.discard(self._buffer.popleft().task_id)
+    # The write loop.
 
-    async def _run(self) -> None:
+    async def _write_loop(self) -> None:
+        await self._registered.wait()
         while await self._next_batch_ready():
-            self._batch = self._take()
-            await self._write(self._batch)
-            self._forget(self._batch)
-            self._batch = ()
+            try:
+                batch = self._backlog.take(max(1, self._settings.batch_size))
+                if batch is not None:
+                    await self._write(batch.records)
+                    self._backlog.done(batch)
+                    self._forget(batch.records)
+            except Exception:  # e.g. the spool cannot be read: keep the loop alive
+                log.exception("write loop error; retrying")
+                await asyncio.sleep(self._max_backoff)
 
     async def _next_batch_ready(self) -> bool:
         """Wait for records, then for a full batch or `flush_interval`; False once stopped
         and drained."""
-        while not self._buffer:
+        while not self._backlog.has_waiting():
             if self._stopping:
                 return False
             self._arrived.clear()
             await self._arrived.wait()
-        if len(self._buffer) < self._settings.batch_size and not self._stopping:
+        few = len(self._backlog.memory) < self._settings.batch_size
+        if few and not self._backlog.spooled and not self._stopping:
             self._full.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self._settings.flush_interval)
         return True
 
-    def _take(self) -> list[CallRecord]:
-        count = min(len(self._buffer), max(1, self._settings.batch_size))
-        batch = [self._buffer.popleft() for _ in range(count)]
-        self._buffered_starts -= sum(not r.is_final for r in batch)
-        return batch
-
-    def _forget(self, batch: Sequence[CallRecord]) -> None:
-        for record in batch:
+    def _forget(self, records: Sequence[CallRecord]) -> None:
+        for record in records:
             if record.is_final:
                 self._active.discard(record.task_id)
 
     async def _write(self, batch: Sequence[CallRecord]) -> None:
+        if not batch:
+            return
         try:
             await self._apply_until_done(batch)
         except Exception:
@@ -217,12 +277,109 @@ class BatchWriter:
             try:
                 async with self._engine.begin() as conn:
                     await apply_batch(conn, records, self._prices)
-                return
             except Exception as error:
                 if not is_transient(error):
                     raise
+                self._database_failed()
                 delay = min(self._first_backoff * 2**attempt, self._max_backoff)
                 log.warning("database write failed (%s); retrying in %.2fs", error, delay)
                 self.retries += 1
                 attempt += 1
                 await asyncio.sleep(delay)
+            else:
+                self._failing_since = None
+                return
+
+    def _database_failed(self) -> None:
+        if self._failing_since is None:
+            self._failing_since = self._clock()
+
+    # The spool loop: what waited too long in memory goes to disk.
+
+    async def _spool_loop(self) -> None:
+        tick = max(0.005, self._settings.spool_after / 2)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._spill_now.wait(), tick)
+            self._spill_now.clear()
+            await self._spill(tick)
+
+    async def _spill(self, max_age: float, everything: bool = False) -> None:
+        spool = self._backlog.spool
+        if spool is None or self._spool_broken:
+            return
+        try:
+            moved = self._backlog.spill(self._clock(), max_age, everything)
+            if moved:
+                await asyncio.to_thread(spool.sync)
+        except OSError:
+            log.exception("the spool %s cannot be written; falling back to memory", spool.path)
+            self._spool_broken = True
+            return
+        self.spooled += len(moved)
+        self._forget(moved)
+
+    def _report_loss(self) -> None:
+        lost = len(self._backlog) - self._backlog.spooled
+        if lost:
+            log.error("writer stopped with %d records neither written nor spooled", lost)
+            self.dropped += lost
+        elif self._backlog.spooled:
+            log.warning(
+                "writer stopped with %d records in %s; the next start replays them",
+                self._backlog.spooled,
+                self._backlog.spool.path,  # type: ignore[union-attr]
+            )
+
+    # Liveness and recovery.
+
+    async def _heartbeat_loop(self) -> None:
+        delay = self._first_backoff
+        while True:
+            try:
+                async with asyncio.timeout(max(1.0, self._heartbeat)):
+                    async with self._engine.begin() as conn:
+                        now = datetime.now(UTC)
+                        await beat(conn, self.instance_id, now, self._heartbeat, self._started_at)
+            except Exception as error:
+                if is_transient(error):
+                    self._database_failed()
+                    self.retries += 1
+                log.warning("heartbeat failed (%s); retrying in %.2fs", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._heartbeat)
+                continue
+            self._registered.set()
+            self._failing_since = None
+            delay = self._first_backoff
+            await asyncio.sleep(self._heartbeat)
+
+    async def _recovery_loop(self) -> None:
+        await self._registered.wait()
+        while True:
+            try:
+                await self._recovery.run(self._backlog.spool, self._write)
+            except Exception:
+                log.warning("recovery pass failed; retrying later", exc_info=True)
+            await asyncio.sleep(self._heartbeat)
+
+    async def _drain(self, timeout: float) -> bool:
+        """Wait for the write loop to finish; False when it has not within `timeout` or the
+        database has been refusing writes for `give_up_after` seconds."""
+        deadline = self._clock() + timeout
+        write_loop = self._loops[0]
+        while not write_loop.done():
+            now = self._clock()
+            failing = self._failing_since is not None
+            if now >= deadline or (failing and now - self._failing_since >= self._give_up_after):
+                return False
+            await asyncio.wait({write_loop}, timeout=min(0.05, deadline - now))
+        return True
+
+    async def _forget_instance(self) -> None:
+        """A clean stop removes the instance's row (best effort: it would expire anyway)."""
+        try:
+            async with asyncio.timeout(1.0), self._engine.begin() as conn:
+                await forget(conn, [self.instance_id], datetime.now(UTC))
+        except Exception:
+            log.warning("could not remove instance %s", self.instance_id, exc_info=True)

@@ -67,7 +67,8 @@ def create_app(
     if engine is None:
         engine = create_engine(settings.database.url)
     if recorder is None:
-        recorder = BatchWriter(engine, PriceTable(settings.pricing.overrides), settings.recording)
+        prices = PriceTable(settings.pricing.overrides)
+        recorder = BatchWriter(engine, prices, settings.recording, instance_id=instance_id)
     state = ServiceState(
         settings=settings, recorder=recorder, metrics=metrics, log=log, engine=engine
     )

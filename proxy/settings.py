@@ -95,12 +95,16 @@ class PricingSettings:
 
 @dataclass(frozen=True, slots=True)
 class RecordingSettings:
-    """The write path: in-memory queue bound, batching, and the on-disk spool."""
+    """The write path: in-memory queue bound, batching, the on-disk spool, liveness."""
 
     queue_size: int = 10000
     batch_size: int = 500
     flush_interval: float = 0.1
     spool_dir: str = "./airuns-spool"
+    # A record still waiting for the database after this many seconds is fsync'd to the spool.
+    spool_after: float = 1.0
+    # Seconds between heartbeats; a process silent for 3 of them is taken for dead.
+    heartbeat_interval: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +367,9 @@ def _check_references(settings: Settings) -> None:
         raise SettingsError("server.port: must be between 1 and 65535")
     if settings.server.workers < 1:
         raise SettingsError("server.workers: must be at least 1")
+    for key in ("batch_size", "flush_interval", "spool_after", "heartbeat_interval"):
+        if getattr(settings.recording, key) <= 0:
+            raise SettingsError(f"recording.{key}: must be greater than 0")
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:

@@ -148,3 +148,9 @@ def records() -> Records:
 @pytest.fixture
 def probe(engine: AsyncEngine) -> Probe:
     return Probe(engine)
+
+
+@pytest.fixture
+def probe_for() -> type[Probe]:
+    """`probe_for(engine)`: a probe of an engine the test made itself."""
+    return Probe

@@ -1,4 +1,5 @@
-"""BatchWriter against real databases: an unreachable one is a closed port or a missing file."""
+"""BatchWriter against real databases: an unreachable one is a closed port or a missing file,
+a hanging one a forwarder that holds connections without forwarding them."""
 
 import asyncio
 import random
@@ -16,8 +17,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.engine import create_engine
+from persistence.spool import SUFFIX, DeadSpool, claim_dead_spools, spool_path
 from persistence.writer import BatchWriter
 from pricing.usage import Usage
+from proxy.recording import CallRecord, RunInfo
 from proxy.settings import RecordingSettings
 
 FAST_RETRY = {"first_backoff": 0.01, "max_backoff": 0.05}
@@ -40,26 +43,108 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> Non
         await asyncio.sleep(0.005)
 
 
-def writer_for(engine: AsyncEngine, records, **settings) -> BatchWriter:
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    return tmp_path / "spool"
+
+
+def writer_for(engine: AsyncEngine, records, spool_dir: Path, **settings) -> BatchWriter:
+    settings = {"spool_dir": str(spool_dir), "heartbeat_interval": 0.2} | settings
     return BatchWriter(engine, records.prices, RecordingSettings(**settings), **FAST_RETRY)
 
 
-async def test_submit_never_blocks_when_the_database_is_down(records) -> None:
+def spooled_records(spool_dir: Path) -> list[CallRecord]:
+    """What the spools in `spool_dir` hold, read as a replaying process would (the writer must
+    be stopped: a live spool is locked)."""
+    spools: list[DeadSpool] = claim_dead_spools(spool_dir)
+    try:
+        return [r for spool in spools for batch in spool.batches(1000) for r in batch]
+    finally:
+        for spool in spools:
+            spool.release()
+
+
+async def test_submit_never_blocks_and_drops_nothing_when_the_database_is_down(
+    records, spool_dir
+) -> None:
     engine = unreachable_engine()
-    writer = writer_for(engine, records, queue_size=100, batch_size=10, flush_interval=0.001)
+    writer = writer_for(
+        engine, records, spool_dir, queue_size=100, batch_size=10, flush_interval=0.001
+    )
     await writer.start()
     started = time.perf_counter()
     for i in range(10_000):
         writer.submit(records.make(f"t{i}"))
     assert time.perf_counter() - started < 1.0
-    assert writer.backlog <= 100 + 10
-    assert writer.dropped >= 10_000 - 110
+    await wait_until(lambda: writer.status()["spooled"] >= 9_900)
+    assert len(writer._backlog.memory) <= 100
+    await writer.stop(timeout=0.1)
+    await engine.dispose()
+    assert writer.status() == {"backlog": 10_000, "spooled": 10_000, "dropped": 0, "failed": 0}
+    assert [r.task_id for r in spooled_records(spool_dir)] == [f"t{i}" for i in range(10_000)]
+
+
+async def test_records_that_wait_longer_than_spool_after_are_on_disk(records, spool_dir) -> None:
+    engine = unreachable_engine()
+    writer = writer_for(engine, records, spool_dir, spool_after=0.1)
+    await writer.start()
+    writer.submit(records.make("early"))
+    await asyncio.sleep(0.25)
+    writer.submit(records.make("late"))
+    assert writer.status()["spooled"] == 1  # "early" waited 0.25s > spool_after; "late" did not
+    spool = next(spool_dir.glob(f"*{SUFFIX}"))
+    assert b'"task_id":"early"' in spool.read_bytes()
     await writer.stop(timeout=0.1)
     await engine.dispose()
 
 
-async def test_full_buffer_drops_the_oldest_start_records_first(records, engine, probe) -> None:
-    writer = writer_for(engine, records, queue_size=3)
+async def test_a_healthy_database_never_touches_the_spool(records, engine, probe, spool_dir):
+    writer = writer_for(engine, records, spool_dir, batch_size=50, flush_interval=0.005)
+    await writer.start()
+    for i in range(200):
+        writer.submit(records.make(f"t{i:03}", status="pending", started=i))
+        writer.submit(records.make(f"t{i:03}", started=i))
+        if i % 20 == 0:
+            await asyncio.sleep(0.01)
+    spool = next(spool_dir.glob(f"*{SUFFIX}"))
+    await writer.stop()
+    assert (writer.spooled, writer.written, writer.backlog) == (0, 400, 0)
+    assert not spool.exists()  # an empty spool is removed on a clean stop
+    assert (await probe.run()).task_count == 200
+
+
+async def test_overflow_is_spooled_and_replayed_in_order(
+    records, database_url, tmp_path, spool_dir, probe_for
+) -> None:
+    async with database_appearing_later(database_url, tmp_path) as (url, appear):
+        engine = create_engine(url)
+        writer = writer_for(engine, records, spool_dir, queue_size=3, batch_size=2)
+        await writer.start()
+        for i in range(10):
+            run = RunInfo("run-1", metadata={"last": i})
+            request = {"model": "m", "messages": [{"role": "user", "content": f"call {i}"}]}
+            writer.submit(records.make(f"t{i}", run=run, started=i, request=request))
+        await wait_until(lambda: writer.status()["spooled"] >= 7)
+        await appear()
+        await writer.stop(timeout=10)
+        probe = probe_for(engine)
+        run = await probe.run()
+        tasks = await probe.tasks()
+        await probe.assert_aggregates_match_tasks()
+        await engine.dispose()
+    assert writer.status() == {"backlog": 0, "spooled": 0, "dropped": 0, "failed": 0}
+    assert [t.id for t in tasks] == [f"t{i}" for i in range(10)]
+    # Written in submission order: the first call created the run, the last merged last.
+    assert (run.name, run.metadata, run.task_count) == ("call 0", {"last": 9}, 10)
+
+
+async def test_without_a_usable_spool_the_oldest_start_records_are_dropped_first(
+    records, engine, probe, tmp_path
+) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    writer = writer_for(engine, records, not_a_directory, queue_size=3)
+    await writer.start()
     writer.submit(records.make("a", status="pending"))
     writer.submit(records.make("b", status="pending", started=1))
     writer.submit(records.make("a"))
@@ -75,8 +160,13 @@ async def test_full_buffer_drops_the_oldest_start_records_first(records, engine,
     await probe.assert_aggregates_match_tasks()
 
 
-async def test_full_buffer_of_finals_drops_the_oldest(records, engine, probe) -> None:
-    writer = writer_for(engine, records, queue_size=2)
+async def test_without_a_usable_spool_a_full_buffer_of_finals_drops_the_oldest(
+    records, engine, probe, tmp_path
+) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    writer = writer_for(engine, records, not_a_directory, queue_size=2)
+    await writer.start()
     for i, task_id in enumerate(["x", "y", "z"]):
         writer.submit(records.make(task_id, started=i))
     assert (writer.dropped, writer.is_task_active("x")) == (1, False)
@@ -84,8 +174,8 @@ async def test_full_buffer_of_finals_drops_the_oldest(records, engine, probe) ->
     assert [t.id for t in await probe.tasks()] == ["y", "z"]
 
 
-async def test_stop_drains_everything(records, engine, probe) -> None:
-    writer = writer_for(engine, records, batch_size=7, flush_interval=60)
+async def test_stop_drains_everything(records, engine, probe, spool_dir) -> None:
+    writer = writer_for(engine, records, spool_dir, batch_size=7, flush_interval=60)
     await writer.start()
     for i in range(30):
         writer.submit(records.make(f"t{i:02}", status="pending", started=i))
@@ -98,9 +188,9 @@ async def test_stop_drains_everything(records, engine, probe) -> None:
 
 
 async def test_flushes_after_the_interval_without_waiting_for_a_full_batch(
-    records, engine, probe
+    records, engine, probe, spool_dir
 ) -> None:
-    writer = writer_for(engine, records, batch_size=500, flush_interval=0.01)
+    writer = writer_for(engine, records, spool_dir, batch_size=500, flush_interval=0.01)
     await writer.start()
     writer.submit(records.make("t1"))
     await wait_until(lambda: writer.written == 1)
@@ -108,14 +198,16 @@ async def test_flushes_after_the_interval_without_waiting_for_a_full_batch(
     await writer.stop()
 
 
-async def test_start_and_final_in_one_batch_cost_one_row_write(records, engine, probe) -> None:
+async def test_start_and_final_in_one_batch_cost_one_row_write(
+    records, engine, probe, spool_dir
+) -> None:
     statements: list[str] = []
     event.listen(
         engine.sync_engine,
         "before_cursor_execute",
         lambda conn, cursor, statement, *rest: statements.append(statement),
     )
-    writer = writer_for(engine, records, flush_interval=60)
+    writer = writer_for(engine, records, spool_dir, flush_interval=60)
     for i in range(3):
         writer.submit(records.make(f"t{i}", status="pending", started=i))
         writer.submit(records.make(f"t{i}", started=i))
@@ -125,8 +217,8 @@ async def test_start_and_final_in_one_batch_cost_one_row_write(records, engine, 
     assert [t.status for t in await probe.tasks()] == ["completed"] * 3
 
 
-async def test_task_exists_sees_in_flight_and_written_tasks(records, engine) -> None:
-    writer = writer_for(engine, records)
+async def test_task_exists_sees_in_flight_and_written_tasks(records, engine, spool_dir) -> None:
+    writer = writer_for(engine, records, spool_dir)
     writer.submit(records.make("open", status="pending"))
     writer.submit(records.make("done", status="pending", started=1))
     writer.submit(records.make("done", started=1))
@@ -148,9 +240,9 @@ async def test_task_exists_fails_open_when_the_database_is_down(records) -> None
 
 
 async def test_a_record_the_database_refuses_does_not_block_the_others(
-    records, engine, probe
+    records, engine, probe, spool_dir
 ) -> None:
-    writer = writer_for(engine, records, flush_interval=60)
+    writer = writer_for(engine, records, spool_dir, flush_interval=60)
     writer.submit(records.make("good-1"))
     writer.submit(records.make("poison", started=1, http_status=2**70))
     writer.submit(records.make("good-2", started=2))
@@ -160,22 +252,33 @@ async def test_a_record_the_database_refuses_does_not_block_the_others(
     await probe.assert_aggregates_match_tasks()
 
 
-async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+) -> None:
     try:
         while data := await reader.read(65536):
+            await flowing.wait()
             writer.write(data)
             await writer.drain()
     finally:
         writer.close()
 
 
-async def forward(port: int, host: str, target_port: int) -> asyncio.Server:
-    """A TCP forwarder: the Postgres server appears on `port` once this is called."""
+async def forward(
+    port: int, host: str, target_port: int, flowing: asyncio.Event | None = None
+) -> asyncio.Server:
+    """A TCP forwarder: the Postgres server appears on `port` once this is called. Clearing
+    `flowing` holds every byte (a database that hangs); setting it lets them through again."""
+    if flowing is None:
+        flowing = asyncio.Event()
+        flowing.set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection(host, target_port)
         await asyncio.gather(
-            pipe(reader, upstream_writer), pipe(upstream_reader, writer), return_exceptions=True
+            pipe(reader, upstream_writer, flowing),
+            pipe(upstream_reader, writer, flowing),
+            return_exceptions=True,
         )
 
     return await asyncio.start_server(handle, "127.0.0.1", port)
@@ -211,11 +314,11 @@ async def database_appearing_later(
 
 
 async def test_transient_errors_are_retried_without_losing_records(
-    records, database_url, tmp_path
+    records, database_url, tmp_path, spool_dir
 ) -> None:
     async with database_appearing_later(database_url, tmp_path) as (url, appear):
         engine = create_engine(url)
-        writer = writer_for(engine, records, batch_size=3, flush_interval=0.001)
+        writer = writer_for(engine, records, spool_dir, batch_size=3, flush_interval=0.001)
         await writer.start()
         for i in range(5):
             writer.submit(records.make(f"t{i}", status="pending", started=i))
@@ -231,12 +334,14 @@ async def test_transient_errors_are_retried_without_losing_records(
 
 
 async def test_two_writers_on_one_postgres_keep_aggregates_exact(
-    records, database_url, backend, probe
+    records, database_url, backend, probe, spool_dir
 ) -> None:
     if backend != "postgres":
         pytest.skip("several writers sharing one database is a Postgres deployment")
     engines = [create_engine(database_url) for _ in range(2)]
-    writers = [writer_for(e, records, batch_size=4, flush_interval=0.002) for e in engines]
+    writers = [
+        writer_for(e, records, spool_dir, batch_size=4, flush_interval=0.002) for e in engines
+    ]
     for writer in writers:
         await writer.start()
     rng = random.Random(7)
@@ -258,3 +363,65 @@ async def test_two_writers_on_one_postgres_keep_aggregates_exact(
     assert (run.task_count, run.total_tokens) == (50, sum(101 * i for i in range(50)))
     assert run.total_cost == expected_cost == Decimal("0.376075")
     await probe.assert_aggregates_match_tasks()
+
+
+async def test_a_write_that_hangs_is_spooled_and_its_copy_skipped_once_written(
+    records, database_url, backend, probe, spool_dir
+) -> None:
+    if backend != "postgres":
+        pytest.skip("a hanging connection needs a network database")
+    url = make_url(database_url)
+    flowing = asyncio.Event()
+    flowing.set()
+    port = closed_port()
+    server = await forward(port, url.host or "127.0.0.1", url.port or 5432, flowing)
+    engine = create_engine(url.set(port=port).render_as_string(hide_password=False))
+    writer = writer_for(engine, records, spool_dir, batch_size=5, spool_after=0.1)
+    await writer.start()
+    writer.submit(records.make("before"))
+    await wait_until(lambda: writer.written == 1)
+    flowing.clear()  # the database stops answering mid-conversation
+    for i in range(12):
+        writer.submit(records.make(f"t{i:02}", started=i))
+    await wait_until(lambda: writer.status()["spooled"] == 12)
+    assert (writer.written, writer.backlog) == (1, 12)  # the batch in flight was copied too
+    flowing.set()
+    await writer.stop(timeout=10)
+    server.close()
+    await engine.dispose()
+    assert writer.written == 13  # the spooled copy of the batch in flight was not written again
+    assert writer.status() == {"backlog": 0, "spooled": 0, "dropped": 0, "failed": 0}
+    run = await probe.run()
+    assert (run.task_count, run.total_cost) == (13, 13 * records.usage_cost)
+    await probe.assert_aggregates_match_tasks()
+
+
+async def test_stop_spools_when_the_database_is_down_and_the_next_start_replays(
+    records, database_url, tmp_path, spool_dir, probe_for
+) -> None:
+    async with database_appearing_later(database_url, tmp_path) as (url, appear):
+        engine = create_engine(url)
+        first = writer_for(engine, records, spool_dir)
+        await first.start()
+        first.submit(records.make("done", status="pending"))
+        first.submit(records.make("done"))
+        first.submit(records.make("unfinished", status="pending", started=1))
+        started = time.monotonic()
+        await first.stop(timeout=30)
+        assert time.monotonic() - started < 3  # gives up soon once the database refuses
+        assert first.status() == {"backlog": 3, "spooled": 3, "dropped": 0, "failed": 0}
+        await appear()
+        second = writer_for(engine, records, spool_dir)
+        await second.start()
+        probe = probe_for(engine)
+        first_spool = spool_path(spool_dir, first.instance_id)
+        await wait_until(lambda: not first_spool.exists())  # replayed, orphans closed, removed
+        await second.stop()
+        tasks = {t.id: (t.status, t.error_message) for t in await probe.tasks()}
+        await probe.assert_aggregates_match_tasks()
+        await engine.dispose()
+    assert tasks == {
+        "done": ("completed", None),
+        "unfinished": ("error", "airuns process stopped before the call finished"),
+    }
+    assert list(spool_dir.iterdir()) == []
