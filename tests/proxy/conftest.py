@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,8 +41,10 @@ async def serve_asgi(app: Any) -> AsyncIterator[str]:
 
 
 def make_settings(upstream_url: str, extra: str = "", providers: str = "") -> Any:
+    spool = tempfile.mkdtemp(prefix="airuns-spool-")
     text = f"""
 database: {{url: "sqlite+aiosqlite:///:memory:"}}
+recording: {{spool_dir: "{spool}"}}
 providers:
   mock: {{base_url: "{upstream_url}"}}
   keyed: {{base_url: "{upstream_url}", api_key: "sk-provider-secret"}}
@@ -102,3 +105,15 @@ def proxy_factory() -> Callable:
 async def proxy(proxy_factory) -> AsyncIterator[ProxyHarness]:
     async with proxy_factory() as harness:
         yield harness
+
+
+@pytest.fixture
+def app_settings() -> Callable[..., Any]:
+    """`make_settings` for tests that build their own apps."""
+    return make_settings
+
+
+@pytest.fixture
+def serve() -> Callable[[Any], Any]:
+    """`serve_asgi` for tests that serve their own apps."""
+    return serve_asgi
