@@ -359,8 +359,11 @@ class BatchWriter:
         while True:
             try:
                 await self._recovery.run(self._backlog.spool, self._write)
-            except Exception:
-                log.warning("recovery pass failed; retrying later", exc_info=True)
+            except Exception as error:
+                transient = is_transient(error)
+                log.warning(
+                    "recovery pass failed (%s); retrying later", error, exc_info=not transient
+                )
             await asyncio.sleep(self._heartbeat)
 
     async def _drain(self, timeout: float) -> bool:

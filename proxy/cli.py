@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 
 from proxy.runs_cli import add_runs_commands
@@ -62,6 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.config:
         os.environ["AIRUNS_CONFIG"] = os.path.abspath(args.config)
     asyncio.run(migrate(settings.database.url))
+    _stop_signals_exit_cleanly()
     uvicorn.run(
         "proxy.asgi:create_from_environment",
         factory=True,
@@ -76,6 +78,17 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=int(settings.shutdown.grace_period),
     )
     return 0
+
+
+def _stop_signals_exit_cleanly() -> None:
+    """uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done (in-flight calls
+    finished, records flushed); that is the stop that was asked for: exit 0, not a signal death."""
+
+    def exit_zero(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, exit_zero)
 
 
 def _migrate(args: argparse.Namespace) -> int:
