@@ -62,62 +62,52 @@ class Call:
             run=run,
         )
 
-    def record(self, status: str, now: float | None = None) -> CallRecord:
-        """The record for `status`; a final one carries timings and what was captured."""
-        tracking = self.tracking
-        if now is None:
-            return CallRecord(
-                task_id=self.task_id,
-                run=self.run,
-                task_name=tracking.task_name,
-                user_id=tracking.user_id,
-                owner=self.owner,
-                endpoint=self.endpoint,
-                provider=self.provider,
-                model=self.model,
-                upstream_model=self.upstream_model,
-                stream=self.stream,
-                status=status,
-                started_at=self.started_at,
-                request=self.request,
-                instance_id=self.instance_id,
-            )
-        capture = self.capture
+    def record(self, status: str) -> CallRecord:
+        """The record of a call under way (`pending`, `streaming`)."""
+        return CallRecord(**self._identity(status))
+
+    def final_record(self, status: str, now: float) -> CallRecord:
+        """The record of a finished call: timings and what was captured."""
+        capture = self.capture or Capture(self.endpoint, started=self.started)
         total = now - self.started
-        usage = capture.usage if capture else None
-        usage_source = "provider"
+        usage, usage_source = capture.usage, "provider"
         if usage is None and status == CANCELLED:
-            usage = estimate_usage(self.request, capture.text if capture else None)
-            usage_source = "estimated"
+            usage, usage_source = estimate_usage(self.request, capture.text), "estimated"
         return CallRecord(
-            task_id=self.task_id,
-            run=self.run,
-            task_name=tracking.task_name,
-            user_id=tracking.user_id,
-            owner=self.owner,
-            endpoint=self.endpoint,
-            provider=self.provider,
-            model=self.model,
-            upstream_model=self.upstream_model,
-            stream=self.stream,
-            status=status,
-            started_at=self.started_at,
-            request=self.request,
+            **self._identity(status),
             http_status=self.http_status,
-            response_model=capture.response_model if capture else None,
-            response_text=capture.text if capture else None,
-            tool_calls=capture.tool_call_list if capture else None,
-            finish_reason=capture.finish_reason if capture else None,
-            error_message=self.error_message or (capture.error_message if capture else None),
+            response_model=capture.response_model,
+            response_text=capture.text,
+            tool_calls=capture.tool_call_list,
+            finish_reason=capture.finish_reason,
+            error_message=self.error_message or capture.error_message,
             usage=usage,
             usage_source=usage_source if usage is not None else "missing",
             upstream_latency_ms=_ms(self.headers_at, self.started),
-            ttft_ms=capture.ttft_ms if capture and self.stream else None,
+            ttft_ms=capture.ttft_ms if self.stream else None,
             total_time_ms=total * 1000.0,
             overhead_ms=(total - self.upstream_wait) * 1000.0,
             completed_at=datetime.now(UTC),
-            instance_id=self.instance_id,
         )
+
+    def _identity(self, status: str) -> dict[str, Any]:
+        tracking = self.tracking
+        return {
+            "task_id": self.task_id,
+            "run": self.run,
+            "task_name": tracking.task_name,
+            "user_id": tracking.user_id,
+            "owner": self.owner,
+            "endpoint": self.endpoint,
+            "provider": self.provider,
+            "model": self.model,
+            "upstream_model": self.upstream_model,
+            "stream": self.stream,
+            "status": status,
+            "started_at": self.started_at,
+            "request": self.request,
+            "instance_id": self.instance_id,
+        }
 
 
 def _ms(at: float | None, since: float) -> float | None:

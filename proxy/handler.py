@@ -276,7 +276,7 @@ class ProxyHandler:
 
     def _finish(self, call: Call, status: str) -> None:
         now = time.perf_counter()
-        record = call.record(status, now)
+        record = call.final_record(status, now)
         if call.tracking.track:
             self.recorder.submit(record)
         self.metrics.observe_call(
