@@ -5,6 +5,9 @@
   range, not one of the choices; an unknown PATCH field) names the offending parameter.
 - A body that is not JSON → 400 with `param: "body"`; 404/405 and other HTTP errors map to
   the error type of their status; anything else is a 500 that is logged, never leaked.
+
+`error_responses()` documents those bodies in the OpenAPI schema, replacing litestar's own
+validation-error shape there.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.openapi import ResponseSpec
 
 from proxy.errors import (
     BadRequest,
@@ -34,8 +39,39 @@ _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 _MISSING = re.compile(r"Missing required \w+ parameter '([^']+)'")
 
 
+_ERROR_DESCRIPTIONS = {
+    400: "A query parameter or the body is invalid; `param` names it.",
+    401: "No admin key, or a wrong one.",
+    404: "No such run, task or price (or not visible to this key).",
+}
+
+
 class MethodNotAllowed(ProxyError):
     status, type, code = 405, "invalid_request_error", "method_not_allowed"
+
+
+class ErrorDetail(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(msgspec.Struct):
+    """The OpenAI error shape every admin error is rendered in."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI declarations of the errors a handler answers: 400 and 401 always, plus
+    `statuses` (e.g. 404 where an id is looked up)."""
+    return {
+        status: ResponseSpec(
+            ErrorBody, description=_ERROR_DESCRIPTIONS[status], generate_examples=False
+        )
+        for status in (400, 401, *statuses)
+    }
 
 
 def exception_handlers() -> dict[type[Exception], Any]:

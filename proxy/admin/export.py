@@ -67,9 +67,11 @@ def _safe(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
 
 
+# Media types without a charset: litestar appends `; charset=utf-8` to every text/* type.
 _FORMATS: dict[str, tuple[Callable[[Any, Sequence[Any]], str], str, str]] = {
     "json": (export_json, "application/json", "json"),
-    "markdown": (render_markdown, "text/markdown; charset=utf-8", "md"),
-    "csv": (export_csv, "text/csv; charset=utf-8", "csv"),
+    "markdown": (render_markdown, "text/markdown", "md"),
+    "csv": (export_csv, "text/csv", "csv"),
 }
 EXPORT_FORMATS = tuple(_FORMATS)
+EXPORT_MEDIA_TYPES = tuple(media_type for _, media_type, _ in _FORMATS.values())

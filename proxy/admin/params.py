@@ -11,7 +11,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar.params import PathParameter, QueryParameter
+from litestar.connection import ASGIConnection
+from litestar.enums import RequestEncodingType
+from litestar.handlers import BaseRouteHandler
+from litestar.params import Body, PathParameter, QueryParameter
 
 from persistence.queries.cursor import CursorError
 from persistence.queries.keyset import Ordering
@@ -69,6 +72,13 @@ class RunPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
+# The schema says what the struct enforces (litestar does not carry forbid_unknown_fields over).
+PatchBody = Annotated[
+    RunPatch,
+    Body(media_type=RequestEncodingType.JSON, schema_extra={"additionalProperties": False}),
+]
+
+
 def patch_changes(patch: RunPatch) -> dict[str, Any]:
     """The fields the PATCH body set (an explicit `null` description clears it)."""
     return {
@@ -105,3 +115,19 @@ def parse_cursor(ordering: Ordering, cursor: str | None) -> tuple[Any, Any] | No
         return ordering.decode(cursor)
     except CursorError as exc:
         raise BadRequest(f"invalid cursor: {exc}", param="cursor") from None
+
+
+def reject_unknown_query_parameters(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Litestar guard: a query parameter the endpoint does not take is a 400, not ignored, so a
+    typo (`?purg=true`, `?sort_by=cost`) cannot quietly do something else."""
+    not_query = {*handler.resolve_dependencies(), *connection.path_params, "data"}
+    known = {
+        getattr(field.kwarg_definition, "query", None) or name
+        for name, field in handler.parsed_fn_signature.parameters.items()
+        if name not in not_query
+    }
+    unknown = sorted(set(connection.query_params) - known)
+    if unknown:
+        raise BadRequest(f"unknown query parameter {unknown[0]!r}", param=unknown[0])

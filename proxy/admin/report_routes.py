@@ -12,6 +12,7 @@ from persistence.queries import tasks as task_queries
 from persistence.queries.scope import Principal
 from persistence.queries.usage import default_window, usage_report
 from pricing.table import PriceTable
+from proxy.admin.errors import error_responses
 from proxy.admin.params import (
     Cursor,
     GroupBy,
@@ -33,7 +34,7 @@ Engine = NamedDependency[AsyncEngine]
 Caller = NamedDependency[Principal]
 
 
-@get("/tasks", summary="List tasks, newest first")
+@get("/tasks", summary="List tasks, newest first", responses=error_responses())
 async def list_tasks(
     engine: Engine,
     principal: Caller,
@@ -53,7 +54,7 @@ async def list_tasks(
     return page_json(page, task_json)
 
 
-@get("/tasks/{task_id:str}", summary="A task")
+@get("/tasks/{task_id:str}", summary="A task", responses=error_responses(404))
 async def get_task(engine: Engine, principal: Caller, task_id: TaskId) -> dict[str, Any]:
     async with engine.connect() as conn:
         task = await task_queries.get_task(conn, principal, task_id)
@@ -66,6 +67,7 @@ async def get_task(engine: Engine, principal: Caller, task_id: TaskId) -> dict[s
     "/usage",
     summary="Requests, errors, tokens, cost and TTFT percentiles per group",
     description="Over task `created_at`; the window defaults to the 30 days before `until`/now.",
+    responses=error_responses(),
 )
 async def usage(
     engine: Engine,
@@ -80,7 +82,12 @@ async def usage(
     return usage_json(rows)
 
 
-@get("/pricing", summary="The per-1M-token prices airuns uses for a model", sync_to_thread=False)
+@get(
+    "/pricing",
+    summary="The per-1M-token prices airuns uses for a model",
+    sync_to_thread=False,
+    responses=error_responses(404),
+)
 def pricing(
     prices: NamedDependency[PriceTable], model: PriceModel, provider: PriceProvider = None
 ) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pricing.table import PriceTable
 from proxy.admin.auth import AdminAuth, principal_of
+from proxy.admin.params import reject_unknown_query_parameters
 from proxy.admin.report_routes import REPORT_ROUTES
 from proxy.admin.run_routes import RUN_ROUTES
 from proxy.settings import Settings
@@ -26,7 +27,7 @@ def admin_router(settings: Settings) -> Router:
     return Router(
         path="/admin",
         route_handlers=[*RUN_ROUTES, *REPORT_ROUTES],
-        guards=[auth.guard],
+        guards=[auth.guard, reject_unknown_query_parameters],  # in this order: key first
         dependencies={
             "engine": Provide(engine_of, sync_to_thread=False),
             "principal": Provide(principal_of, sync_to_thread=False),

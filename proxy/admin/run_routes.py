@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.queries import runs as run_queries
 from persistence.queries import tasks as task_queries
 from persistence.queries.scope import Principal
-from proxy.admin.export import export_run
+from proxy.admin.errors import error_responses
+from proxy.admin.export import EXPORT_MEDIA_TYPES, export_run
 from proxy.admin.params import (
     Cursor,
     Format,
@@ -20,9 +23,9 @@ from proxy.admin.params import (
     Limit,
     ModelName,
     NameSearch,
+    PatchBody,
     Purge,
     RunId,
-    RunPatch,
     Sort,
     SourceType,
     Starred,
@@ -37,9 +40,15 @@ from proxy.errors import NotFound
 
 Engine = NamedDependency[AsyncEngine]
 Caller = NamedDependency[Principal]
+_BY_ID = error_responses(404)
 
 
-@get("/runs", summary="List runs", description="Keyset-paginated; `status` defaults to active.")
+@get(
+    "/runs",
+    summary="List runs",
+    description="Keyset-paginated; `status` defaults to active.",
+    responses=error_responses(),
+)
 async def list_runs(
     engine: Engine,
     principal: Caller,
@@ -67,14 +76,22 @@ async def list_runs(
     return page_json(page, run_json)
 
 
-@get("/runs/{run_id:str}", summary="A run, with its messages (whatever its status)")
+@get(
+    "/runs/{run_id:str}",
+    summary="A run, with its messages (whatever its status)",
+    responses=_BY_ID,
+)
 async def get_run(engine: Engine, principal: Caller, run_id: RunId) -> dict[str, Any]:
     async with engine.connect() as conn:
         run = found(await run_queries.get_run(conn, principal, run_id), run_id)
     return run_json(run, with_messages=True)
 
 
-@get("/runs/{run_id:str}/tasks", summary="A run's tasks, oldest first")
+@get(
+    "/runs/{run_id:str}/tasks",
+    summary="A run's tasks, oldest first",
+    responses=_BY_ID,
+)
 async def list_run_tasks(
     engine: Engine, principal: Caller, run_id: RunId, limit: Limit = 20, cursor: Cursor = None
 ) -> dict[str, Any]:
@@ -86,16 +103,24 @@ async def list_run_tasks(
     return page_json(page, task_json)
 
 
-@get("/runs/{run_id:str}/messages", summary="The run's conversation, ready to send to resume")
+@get(
+    "/runs/{run_id:str}/messages",
+    summary="The run's conversation, ready to send to resume",
+    responses=_BY_ID,
+)
 async def get_run_messages(engine: Engine, principal: Caller, run_id: RunId) -> dict[str, Any]:
     async with engine.connect() as conn:
         run = found(await run_queries.get_run(conn, principal, run_id), run_id)
     return {"messages": run.messages or []}
 
 
-@patch("/runs/{run_id:str}", summary="Rename, star, archive, describe or tag a run")
+@patch(
+    "/runs/{run_id:str}",
+    summary="Rename, star, archive, describe or tag a run",
+    responses=_BY_ID,
+)
 async def update_run(
-    engine: Engine, principal: Caller, run_id: RunId, data: JSONBody[RunPatch]
+    engine: Engine, principal: Caller, run_id: RunId, data: PatchBody
 ) -> dict[str, Any]:
     async with engine.begin() as conn:
         run = await run_queries.update_run(conn, principal, run_id, patch_changes(data))
@@ -106,6 +131,8 @@ async def update_run(
     "/runs/{run_id:str}",
     status_code=200,
     summary="Soft-delete a run (200 with the run); `purge=true` removes it and its tasks (204)",
+    responses=_BY_ID
+    | {204: ResponseSpec(None, description="Purged: the run and its tasks are gone.")},
 )
 async def delete_run(
     engine: Engine, principal: Caller, run_id: RunId, purge: Purge = False
@@ -119,14 +146,41 @@ async def delete_run(
     return Response(run_json(found(run, run_id), with_messages=True))
 
 
-@post("/runs/{run_id:str}/restore", status_code=200, summary="Make a run active again")
+@post(
+    "/runs/{run_id:str}/restore",
+    status_code=200,
+    summary="Make a run active again",
+    responses=_BY_ID,
+)
 async def restore_run(engine: Engine, principal: Caller, run_id: RunId) -> dict[str, Any]:
     async with engine.begin() as conn:
         run = await run_queries.set_run_status(conn, principal, run_id, "active")
     return run_json(found(run, run_id), with_messages=True)
 
 
-@get("/runs/{run_id:str}/export", summary="Download a run as JSON, a Markdown transcript or CSV")
+@dataclass
+class ExportOperation(Operation):
+    """The export's 200 in the schema: one content type per format (litestar declares one)."""
+
+    def __post_init__(self) -> None:
+        ok = self.responses["200"] if self.responses else None
+        if isinstance(ok, OpenAPIResponse):
+            ok.content = {
+                media_type: OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT if "json" in media_type else OpenAPIType.STRING
+                    )
+                )
+                for media_type in EXPORT_MEDIA_TYPES
+            }
+
+
+@get(
+    "/runs/{run_id:str}/export",
+    summary="Download a run as JSON, a Markdown transcript or CSV",
+    responses=_BY_ID,
+    operation_class=ExportOperation,
+)
 async def export(
     engine: Engine,
     principal: Caller,

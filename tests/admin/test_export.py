@@ -53,7 +53,7 @@ async def test_json_export_has_the_run_and_its_tasks(client: httpx.AsyncClient, 
 async def test_markdown_export_reads_as_a_transcript(client: httpx.AsyncClient, seed) -> None:
     await seed_run(seed)
     response = await export(client, "markdown")
-    assert response.headers["content-type"].startswith("text/markdown")
+    assert response.headers["content-type"] == "text/markdown; charset=utf-8"
     assert 'filename="run-chat_1.md"' in response.headers["content-disposition"]
     text = response.text
     assert text.startswith("# Math help\n")
@@ -72,7 +72,7 @@ async def test_markdown_export_reads_as_a_transcript(client: httpx.AsyncClient, 
 async def test_csv_export_has_one_row_per_task(client: httpx.AsyncClient, seed) -> None:
     await seed_run(seed)
     response = await export(client, "csv")
-    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert 'filename="run-chat_1.csv"' in response.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert [row["id"] for row in rows] == ["chat:1-t1", "chat:1-t2", "chat:1-t9"]

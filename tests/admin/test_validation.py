@@ -36,6 +36,9 @@ BAD_REQUESTS = [
     ("/admin/usage?since=last-month", "since"),
     ("/admin/usage?until=2026-02-30", "until"),
     ("/admin/pricing", "model"),
+    ("/admin/runs?sort_by=cost", "sort_by"),
+    ("/admin/runs/run-1?verbose=1", "verbose"),
+    ("/admin/usage?group=model", "group"),
 ]
 
 
@@ -70,3 +73,14 @@ async def test_wrong_methods_are_405_in_the_openai_shape(client: httpx.AsyncClie
     assert response.status_code == 405
     error = response.json()["error"]
     assert (error["type"], error["code"]) == ("invalid_request_error", "method_not_allowed")
+
+
+async def test_a_mistyped_query_parameter_on_delete_changes_nothing(
+    client: httpx.AsyncClient, seed
+) -> None:
+    await seed.apply(seed.make("t1"))
+    before = (await client.get("/admin/runs/run-1")).json()
+    response = await client.delete("/admin/runs/run-1?purg=true")
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "purg"
+    assert (await client.get("/admin/runs/run-1")).json() == before
