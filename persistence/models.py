@@ -79,17 +79,17 @@ class Run(Base):
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        # Keyset pagination sorts by (column, id).
+        # Keyset pagination sorts by (column, id): one index range per page, ties included.
         Index(None, "last_message_at", "id"),
-        Index(None, "status", "last_message_at"),
+        Index(None, "status", "last_message_at", "id"),
         Index(None, "is_starred"),
         Index(None, "user_id"),
         Index(None, "source_type"),
         Index(None, "created_at"),
-        Index(None, "name"),
-        Index(None, "total_cost"),
-        Index(None, "total_tokens"),
-        Index(None, "message_count"),
+        Index(None, "name", "id"),
+        Index(None, "total_cost", "id"),
+        Index(None, "total_tokens", "id"),
+        Index(None, "message_count", "id"),
     )
 
 
@@ -137,10 +137,10 @@ class Task(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        Index(None, "run_id", "created_at"),
+        Index(None, "run_id", "created_at", "id"),
         Index(None, "upstream_model"),
         Index(None, "model"),
-        Index(None, "created_at"),
+        Index(None, "created_at", "id"),
         Index(None, "status"),
         Index(None, "instance_id", "status"),
     )
