@@ -17,6 +17,7 @@ import io
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from persistence.engine import create_engine
 from proxy.app import create_app
 from proxy.recording import MemoryRecorder
-from proxy.settings import Settings, parse_settings
+from proxy.settings import parse_settings
 
 ADMIN_KEY = "admin-key-for-tests"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -45,13 +46,15 @@ ERROR_TYPES = {
 
 
 @pytest.fixture
-def fuzz_database(
-    migrated_sqlite_template: Path, tmp_path: Path, settings: Settings, seeder_for: Any
-) -> Path:
-    """A SQLite database with runs of every shape: conversations, errors, archived, unpriced."""
+def fuzz_database(migrated_sqlite_template: Path, tmp_path: Path, seeder_for: Any) -> Path:
+    """A SQLite database with runs of every shape: conversations, errors, archived, deleted,
+    unpriced, a task still pending."""
     path = tmp_path / "fuzz.db"
     shutil.copyfile(migrated_sqlite_template, path)
     asyncio.run(_seed(create_engine(f"sqlite+aiosqlite:///{path}"), seeder_for))
+    with closing(sqlite3.connect(path)) as conn, conn:  # closed, and committed
+        conn.execute("UPDATE runs SET status = 'archived' WHERE id IN (?, ?)", RUN_IDS[3:5])
+        conn.execute("UPDATE runs SET status = 'deleted' WHERE id IN (?, ?)", RUN_IDS[5:7])
     return path
 
 
@@ -94,7 +97,7 @@ def admin_schema(fuzz_app: Any) -> Any:
 
 def database_state(path: Path) -> list[Any]:
     """Every row of every table, in a stable order."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         tables = [
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         ]
