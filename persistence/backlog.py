@@ -55,10 +55,11 @@ class Backlog:
         self.memory.append((now, record))
         self._starts += not record.is_final
 
-    def take(self, limit: int) -> Batch | None:
-        """The next batch to write, spool first; it stays `in_flight` until `done`."""
+    def take(self, limit: int, spool_limit: int | None = None) -> Batch | None:
+        """The next batch to write, spool first (up to `spool_limit` records from there); it
+        stays `in_flight` until `done`."""
         if self.spooled:
-            records, end, lines = self.spool.read(limit)  # type: ignore[union-attr]
+            records, end, lines = self.spool.read(spool_limit or limit)  # type: ignore[union-attr]
             if lines:
                 self.in_flight = Batch(records, from_spool=True, end=end, lines=lines)
                 return self.in_flight

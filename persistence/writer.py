@@ -53,6 +53,14 @@ from proxy.settings import RecordingSettings
 
 log = logging.getLogger(__name__)
 
+# Rows per INSERT statement. Batches vary in size, and every distinct row count is a distinct
+# statement that asyncpg prepares and caches per connection (~0.3 MB for a few hundred rows):
+# pages of at most this many rows bound that cache to a few small statements.
+_INSERT_PAGE = 64
+# A batch read back from the spool (the writer is behind) takes this many times `batch_size`:
+# a call's start and final records, far apart in the spool, then land in one write.
+_SPOOL_BATCH_FACTOR = 8
+
 # SQLSTATE classes worth retrying: 08 connection, 40 rollback (deadlock, serialization),
 # 53 insufficient resources, 57P server shutting down / starting, 55P03 lock not available.
 _TRANSIENT_SQLSTATES = ("08", "40", "53", "57P", "55P03")
@@ -87,7 +95,7 @@ class BatchWriter:
         give_up_after: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._engine = engine
+        self._engine = engine.execution_options(insertmanyvalues_page_size=_INSERT_PAGE)
         self._prices = prices
         self._settings = settings = settings or RecordingSettings()
         self.instance_id = instance_id or new_instance_id()
@@ -99,7 +107,7 @@ class BatchWriter:
         self._backlog = Backlog(settings.queue_size)
         self._spool_broken = False
         self._recovery = Recovery(
-            engine, prices, self.instance_id, settings.spool_dir, settings.batch_size
+            self._engine, prices, self.instance_id, settings.spool_dir, settings.batch_size
         )
         self._active: set[str] = set()  # tasks whose final record is in memory or in flight
         self._arrived = asyncio.Event()
@@ -219,7 +227,8 @@ class BatchWriter:
         await self._registered.wait()
         while await self._next_batch_ready():
             try:
-                batch = self._backlog.take(max(1, self._settings.batch_size))
+                size = max(1, self._settings.batch_size)
+                batch = self._backlog.take(size, size * _SPOOL_BATCH_FACTOR)
                 if batch is not None:
                     await self._write(batch.records)
                     self._backlog.done(batch)

@@ -425,3 +425,29 @@ async def test_stop_spools_when_the_database_is_down_and_the_next_start_replays(
         "unfinished": ("error", "airuns process stopped before the call finished"),
     }
     assert list(spool_dir.iterdir()) == []
+
+
+async def test_batches_of_any_size_reuse_a_few_insert_statements(
+    records, engine, probe, spool_dir
+) -> None:
+    """Each distinct statement is prepared and cached per connection: batch sizes must not
+    mint one per size, or a long-running writer's memory grows with every new size."""
+    inserts: set[str] = set()
+    event.listen(
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *rest: (
+            inserts.add(statement) if statement.startswith("INSERT INTO tasks") else None
+        ),
+    )
+    writer = writer_for(engine, records, spool_dir, batch_size=1000, flush_interval=0.01)
+    await writer.start()
+    task = 0
+    for size in range(65, 145):  # 80 sizes, each one batch
+        for _ in range(size):
+            writer.submit(records.make(f"t{task:05}", started=task))
+            task += 1
+        await wait_until(lambda: writer.backlog == 0)
+    await writer.stop()
+    assert (await probe.run()).task_count == task
+    assert len(inserts) <= 64
