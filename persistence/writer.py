@@ -10,12 +10,14 @@ to an on-disk spool when the database cannot take them.
   errors are retried with capped exponential backoff, the batch staying at the head of the
   line; a batch failing otherwise is retried task by task, so one bad record is refused (counted
   in `failed`) instead of blocking the rest.
-- Overflow policy — nothing final is dropped: memory holds at most `queue_size` records and
-  none for longer than `spool_after` seconds; beyond either, the oldest records (with the batch
-  being written, when it is that old) are appended to this process's spool and fsync'd, one
-  write and one fsync per spill. The spool is read back in order once the database answers.
-  Guarantee: a record submitted `spool_after` seconds ago is in the database or on disk (plus
-  the time of one fsync). Only if the spool itself cannot be written (disk full, no permission)
+- Overflow policy — nothing final is dropped: memory holds at most `queue_size` records, and,
+  while the database fails or a write hangs, none for longer than `spool_after` seconds (a
+  database merely behind under load is left to catch up); beyond either, the oldest records
+  (with the batch being written, when it is that old) are appended to this process's spool and
+  fsync'd, one write and one fsync per spill. The spool is read back in order once the
+  database answers. Guarantee: while the database is failing, a record submitted
+  `spool_after` seconds ago is in the database or on disk (plus the time of one fsync); while
+  it is healthy, at most `queue_size` records wait in memory. Only if the spool itself cannot be written (disk full, no permission)
   does memory fall back to dropping, oldest start records first, counted in `dropped`.
 - Liveness: the process upserts its `instances` row every `heartbeat_interval` (its first
   write waits for that row, so no one takes its tasks for orphans), and holds its spool's lock.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -117,6 +120,7 @@ class BatchWriter:
         self._loops: list[asyncio.Task[None]] = []
         self._started_at = datetime.now(UTC)
         self._failing_since: float | None = None
+        self._writing_since: float | None = None  # when the batch being written began
         self._stopping = False
         self._closed = False
         self.written = 0  # records committed
@@ -260,6 +264,7 @@ class BatchWriter:
     async def _write(self, batch: Sequence[CallRecord]) -> None:
         if not batch:
             return
+        self._writing_since = self._clock()
         try:
             await self._apply_until_done(batch)
         except Exception:
@@ -268,6 +273,8 @@ class BatchWriter:
                 await self._write_alone(record, batch)
         else:
             self.written += len(batch)
+        finally:
+            self._writing_since = None
 
     async def _write_alone(self, record: CallRecord, batch: Sequence[CallRecord]) -> None:
         records = [r for r in batch if r.task_id == record.task_id]
@@ -311,7 +318,17 @@ class BatchWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._spill_now.wait(), tick)
             self._spill_now.clear()
-            await self._spill(tick)
+            await self._spill(tick if self._database_struggling() else math.inf)
+
+    def _database_struggling(self) -> bool:
+        """Spill by age only while the database fails or a write hangs: a database that is
+        merely behind under load catches up by itself, and spilling its backlog would spend CPU
+        (encode, fsync, read back, decode) exactly when the process is busiest. Spilling by
+        count (`queue_size`) happens regardless."""
+        if self._failing_since is not None:
+            return True
+        started = self._writing_since
+        return started is not None and self._clock() - started > self._settings.spool_after
 
     async def _spill(self, max_age: float, everything: bool = False) -> None:
         spool = self._backlog.spool
