@@ -11,14 +11,15 @@ to an on-disk spool when the database cannot take them.
   line; a batch failing otherwise is retried task by task, so one bad record is refused (counted
   in `failed`) instead of blocking the rest.
 - Overflow policy — nothing final is dropped: memory holds at most `queue_size` records, and,
-  while the database fails or a write hangs, none for longer than `spool_after` seconds (a
-  database merely behind under load is left to catch up); beyond either, the oldest records
-  (with the batch being written, when it is that old) are appended to this process's spool and
-  fsync'd, one write and one fsync per spill. The spool is read back in order once the
-  database answers. Guarantee: while the database is failing, a record submitted
-  `spool_after` seconds ago is in the database or on disk (plus the time of one fsync); while
-  it is healthy, at most `queue_size` records wait in memory. Only if the spool itself cannot be written (disk full, no permission)
-  does memory fall back to dropping, oldest start records first, counted in `dropped`.
+  while the database fails or a write hangs (10 s), none for longer than `spool_after`
+  seconds (a database merely behind under load is left to catch up); beyond either, the
+  oldest records (with the batch being written, when it is that old) are appended to this
+  process's spool and fsync'd, one write and one fsync per spill. The spool is read back in
+  order once the database answers. Guarantee: while the database is failing, a record
+  submitted `spool_after` seconds ago is in the database or on disk (plus the time of one
+  fsync); while it is healthy, at most `queue_size` records wait in memory. Only if the spool
+  itself cannot be written (disk full, no permission) does memory fall back to dropping,
+  oldest start records first, counted in `dropped`.
 - Liveness: the process upserts its `instances` row every `heartbeat_interval` (its first
   write waits for that row, so no one takes its tasks for orphans), and holds its spool's lock.
   Every interval, and first once the database answers, `Recovery` replays dead processes'
@@ -55,6 +56,7 @@ from proxy.recording import CallRecord
 from proxy.settings import RecordingSettings
 
 log = logging.getLogger(__name__)
+_HUNG_WRITE_SECONDS = 10.0
 
 # Rows per INSERT statement. Batches vary in size, and every distinct row count is a distinct
 # statement that asyncpg prepares and caches per connection (~0.3 MB for a few hundred rows):
@@ -328,7 +330,13 @@ class BatchWriter:
         if self._failing_since is not None:
             return True
         started = self._writing_since
-        return started is not None and self._clock() - started > self._settings.spool_after
+        return started is not None and self._clock() - started > self._hung_after
+
+    @property
+    def _hung_after(self) -> float:
+        """A write this long is hung, not slow: under load one batch may wait a second or more
+        for the busy event loop, and that alone must not start spilling."""
+        return max(_HUNG_WRITE_SECONDS, 10 * self._settings.spool_after)
 
     async def _spill(self, max_age: float, everything: bool = False) -> None:
         spool = self._backlog.spool
