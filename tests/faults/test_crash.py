@@ -1,9 +1,10 @@
 """`kill -9`: the next start replays the dead process's spool and closes the tasks it left open;
 a process that is alive keeps its tasks.
 
-The guarantee checked: a record submitted `recording.spool_after` seconds before the kill (0.2 s
-here, plus an fsync) is on disk or in the database, so every call the client saw complete by
-then is `completed` after the restart. Younger ones may be lost with the process's memory.
+The guarantee checked: while the database is down, a record submitted `recording.spool_after`
+seconds before the kill (0.2 s here, plus an fsync) is on disk or in the database, so every call
+the client saw complete by then is `completed` after the restart. Younger ones may be lost with
+the process's memory.
 """
 
 from __future__ import annotations
