@@ -6,6 +6,8 @@ advisory lock so processes starting together upgrade one after the other, not at
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from sqlalchemy.pool import NullPool
 from persistence.engine import create_engine
 from persistence.models import Base
 
+log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Arbitrary but fixed: every airuns process contends for the same Postgres advisory lock.
 MIGRATION_LOCK_KEY = 0x61697275
@@ -42,6 +45,18 @@ async def migrate(url: str) -> None:
             await _with_migration_lock(connection, _upgrade)
     finally:
         await engine.dispose()
+
+
+async def migrate_when_reachable(url: str, retry_every: float = 2.0) -> None:
+    """Migrate once the database answers: `serve` starts proxying even when the database is
+    down (records spool meanwhile), and the schema must be in place before they are written."""
+    while True:
+        try:
+            await migrate(url)
+            return
+        except Exception as error:  # unreachable, or refusing: try again, never stop the proxy
+            log.warning("migrations not applied yet (%s); retrying in %.0fs", error, retry_every)
+            await asyncio.sleep(retry_every)
 
 
 async def schema_diff(url: str) -> list[Any]:

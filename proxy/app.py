@@ -7,6 +7,7 @@ upstream session per provider and starts/stops the recorder. No import-time side
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -17,6 +18,7 @@ from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.engine import create_engine
+from persistence.migrate import migrate_when_reachable
 from persistence.writer import BatchWriter
 from pricing.table import PriceTable
 from proxy.admin.errors import exception_handlers
@@ -76,17 +78,25 @@ def create_app(
         settings, pool, recorder, log=log, metrics=metrics, instance_id=instance_id
     )
 
+    background: list[asyncio.Task[None]] = []
+
     async def start() -> None:
         await pool.open()
+        if owns_engine:  # a database that was down when `serve` began is migrated once it answers
+            background.append(asyncio.create_task(migrate_when_reachable(settings.database.url)))
         start_recorder = getattr(recorder, "start", None)
         if start_recorder is not None:
             await start_recorder()
 
     async def stop() -> None:
-        await pool.close()
+        # In-flight calls are done (the server waited for them); drains may still be reading.
+        await proxy.wait_for_drains()
         stop_recorder = getattr(recorder, "stop", None)
         if stop_recorder is not None:
             await stop_recorder()
+        for task in background:
+            task.cancel()
+        await pool.close()
         if owns_engine:
             await engine.dispose()
 

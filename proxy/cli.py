@@ -54,6 +54,9 @@ def load(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, os.environ)
 
 
+_START_MIGRATION_TIMEOUT = 15.0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -62,7 +65,14 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load(args)
     if args.config:
         os.environ["AIRUNS_CONFIG"] = os.path.abspath(args.config)
-    asyncio.run(migrate(settings.database.url))
+    try:
+        asyncio.run(asyncio.wait_for(migrate(settings.database.url), _START_MIGRATION_TIMEOUT))
+    except Exception as error:  # the proxy must serve without its database; records spool
+        print(
+            f"airuns: database not migrated at start ({type(error).__name__}); serving anyway, "
+            "records are kept until it answers",
+            file=sys.stderr,
+        )
     _stop_signals_exit_cleanly()
     uvicorn.run(
         "proxy.asgi:create_from_environment",

@@ -130,3 +130,11 @@ def test_client_disconnect_is_seen_by_upstream_and_recorded_cancelled(stack):
     task = wait_for_tasks(stack, 1)[0]
     assert task["status"] == "cancelled"
     assert task["response_text"]
+
+
+def test_serve_starts_and_proxies_while_the_database_is_down(stack_factory):
+    stack = stack_factory('database: {url: "postgresql+asyncpg://postgres@127.0.0.1:9/airuns"}')
+    reply = client(stack).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert reply.choices[0].message.content == "Mock reply to: hello there"
+    ready = httpx.get(f"{stack.url}/readyz")
+    assert ready.status_code == 503 and ready.json()["backlog"] >= 1
