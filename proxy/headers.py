@@ -93,14 +93,19 @@ def parse_tracking(values: dict[bytes, bytes]) -> Tracking:
 
 
 def _text(name: bytes, raw: bytes) -> str:
-    title = "-".join(part.capitalize() for part in name.decode().split("-"))
     try:
         value = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
+        title = _title(name)
         raise BadRequest(f"{title} is not valid UTF-8", param=title) from None
     if not value:
+        title = _title(name)
         raise BadRequest(f"{title} must not be empty", param=title)
     return value
+
+
+def _title(name: bytes) -> str:
+    return "-".join(part.capitalize() for part in name.decode().split("-"))
 
 
 def _identifier(text: dict[bytes, str], key: bytes, title: str) -> str | None:

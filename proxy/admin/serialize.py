@@ -28,7 +28,8 @@ TASK_FIELDS = (
     "response_model", "stream", "status", "http_status", "request", "response_text",
     "tool_calls", "finish_reason", "error_message", "prompt_tokens", "completion_tokens",
     "cached_tokens", "reasoning_tokens", "total_tokens", "usage_source", "upstream_latency_ms",
-    "time_to_first_token_ms", "total_time_ms", "cost", "input_cost", "output_cost", "price",
+    "time_to_first_token_ms", "total_time_ms", "overhead_ms", "cost", "input_cost", "output_cost",
+    "price",
     "user_id", "created_at", "completed_at",
 )  # fmt: skip
 PRICE_FIELDS = ("input", "output", "cached_input", "cache_write")

@@ -26,6 +26,9 @@ async def test_non_streaming_chat_is_relayed_and_recorded(proxy):
     assert record.usage.prompt_tokens == body["usage"]["prompt_tokens"]
     assert record.provider == "mock" and record.upstream_model == "gpt-4o-mini"
     assert record.ttft_ms is None
+    # airuns' own time: positive, and less than the call's total (the upstream wait is excluded)
+    assert 0 < record.overhead_ms < record.total_time_ms
+    assert record.upstream_latency_ms <= record.total_time_ms
 
 
 async def test_stream_relays_events_and_hides_injected_usage_chunk(proxy):
