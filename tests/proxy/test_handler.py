@@ -344,3 +344,16 @@ async def test_upstream_connect_timeout_is_504(proxy_factory):
         finally:
             for filler in fillers:
                 filler.close()
+
+
+async def test_overhead_excludes_the_upstream_wait(proxy):
+    headers = {"x-mock-first-delay-ms": "300", "x-mock-chunk-delay-ms": "50", "x-mock-chunks": "4"}
+    async with proxy.client.stream(
+        "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers
+    ) as response:
+        await response.aread()
+    record = (await proxy.wait_final())[0]
+    assert record.total_time_ms >= 300 + 3 * 50
+    assert record.ttft_ms >= 300
+    # The ~450 ms spent waiting on the upstream is not airuns' overhead.
+    assert record.overhead_ms < 100
