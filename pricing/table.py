@@ -71,6 +71,7 @@ class PriceTable:
         self._providers = list(BUNDLED_PROVIDERS if providers is None else providers)
         # Called per task by the writer; bounded, because clients choose the model names.
         self._match = functools.lru_cache(maxsize=cache_size)(self._find_model)
+        self._quote_at = functools.lru_cache(maxsize=cache_size)(self._lookup)
 
     def lookup(
         self, model: str, provider: str | None = None, *, at: datetime | None = None
@@ -89,11 +90,18 @@ class PriceTable:
         the upstream reported, the one sent upstream, the one the client asked for. An override
         of any of them wins over genai-prices, so a configured price is never bypassed because
         the upstream reported a dated name."""
-        names = [model for model in models if model]
+        names = tuple(model for model in models if model)
+        at = at or datetime.now(UTC)
+        # The writer asks once per task: quotes are memoised per minute of `at` (prices that
+        # change with the time of day change on minute boundaries).
+        return self._quote_at(names, provider, at.replace(second=0, microsecond=0))
+
+    def _lookup(
+        self, names: tuple[str, ...], provider: str | None, at: datetime
+    ) -> PriceQuote | None:
         for model in names:
             if quote := self._override(model, provider):
                 return quote
-        at = at or datetime.now(UTC)
         for model in names:
             match = self._match(model.lower(), provider.lower() if provider else None)
             if match and (quote := _quote(*match, at)):

@@ -9,10 +9,10 @@ role-only chunk.
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 
 from pricing.usage import Usage, extract_usage
+from proxy.jsonfast import decode_json
 from proxy.sse import SSEEvent
 
 CHAT = "/v1/chat/completions"
@@ -61,7 +61,7 @@ class Capture:
             self.finished = True
             return True
         try:
-            obj = json.loads(data)
+            obj = decode_json(data)
         except (ValueError, RecursionError):
             return True
         if not isinstance(obj, dict):
@@ -140,7 +140,7 @@ class Capture:
     # -- non-streaming -----------------------------------------------------------------------
     def observe_body(self, body: bytes) -> None:
         try:
-            obj = json.loads(body)
+            obj = decode_json(body)
         except (ValueError, RecursionError):
             return
         if isinstance(obj, dict):

@@ -26,6 +26,10 @@ class SSEEvent:
 
 def parse_event(raw: bytes) -> SSEEvent:
     """Parse one complete event block (without caring how it was terminated)."""
+    if raw[:6] == b"data: ":  # the common case: one `data:` line and nothing else
+        body = raw[6:].rstrip(b"\r\n")
+        if b"\n" not in body and b"\r" not in body:
+            return SSEEvent(raw, None, body.decode("utf-8", "replace"))
     event_type = None
     data_lines: list[str] = []
     # SSE lines end at LF or CRLF only (not at the other breaks str.splitlines() knows).
@@ -71,7 +75,8 @@ class SSEDecoder:
 def _find_blank_line(buffer: bytes, start: int) -> int:
     """Index just past the first blank line (`\\n\\n` or `\\n\\r\\n`) at or after start, or -1."""
     lf = buffer.find(b"\n\n", start)
-    crlf = buffer.find(b"\n\r\n", start)
+    # Only a CRLF blank line before the first LF one matters: don't rescan the rest.
+    crlf = buffer.find(b"\n\r\n", start, len(buffer) if lf < 0 else lf + 2)
     if lf < 0 and crlf < 0:
         return -1
     if crlf < 0 or 0 <= lf < crlf:
