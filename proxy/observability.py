@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -20,12 +21,20 @@ _LEVELS = {
 }
 
 
+_encoder = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _render_json(event: dict, **_options: object) -> str:
+    """msgspec renders a log line in ~1 µs where json.dumps takes several."""
+    return _encoder.encode(event).decode()
+
+
 def configure_logging(level: str = "info", stream=None) -> structlog.typing.FilteringBoundLogger:
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_render_json),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.WriteLoggerFactory(file=stream or sys.stderr),
