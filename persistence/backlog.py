@@ -55,9 +55,12 @@ class Backlog:
         self.memory.append((now, record))
         self._starts += not record.is_final
 
-    def take(self, limit: int, spool_limit: int | None = None) -> Batch | None:
-        """The next batch to write, spool first (up to `spool_limit` records from there); it
-        stays `in_flight` until `done`."""
+    def take(self, limit: int, catch_up_limit: int | None = None) -> Batch | None:
+        """The next batch to write, spool first; it stays `in_flight` until `done`. From the
+        spool, or from memory holding more than `limit`, up to `catch_up_limit` records: a writer
+        that fell behind catches up with fewer, larger transactions (its cost under load is
+        round trips through a busy event loop, not rows)."""
+        spool_limit = catch_up_limit
         if self.spooled:
             records, end, lines = self.spool.read(spool_limit or limit)  # type: ignore[union-attr]
             if lines:
@@ -66,7 +69,8 @@ class Backlog:
         if not self.memory:
             return None
         oldest = self.memory[0][0]
-        records = self._pop(min(limit, len(self.memory)))
+        waiting = len(self.memory)
+        records = self._pop(min(catch_up_limit or limit if waiting > limit else limit, waiting))
         self.in_flight = Batch(records, from_spool=False, oldest=oldest)
         return self.in_flight
 
