@@ -66,19 +66,26 @@ class Call:
         """The record of a call under way (`pending`, `streaming`)."""
         return CallRecord(**self._identity(status))
 
-    def final_record(self, status: str, now: float) -> CallRecord:
-        """The record of a finished call: timings and what was captured."""
+    def final_record(
+        self, status: str, now: float, *, keep_response: bool = True, max_text: int | None = None
+    ) -> CallRecord:
+        """The record of a finished call: timings and what was captured. Without
+        `keep_response` (capture.response_bodies: false) the reply's text and tool calls are
+        left out; text beyond `max_text` characters is truncated."""
         capture = self.capture or Capture(self.endpoint, started=self.started)
         total = now - self.started
+        text = capture.text
         usage, usage_source = capture.usage, "provider"
         if usage is None and status == CANCELLED:
-            usage, usage_source = estimate_usage(self.request, capture.text), "estimated"
+            usage, usage_source = estimate_usage(self.request, text), "estimated"
+        if text is not None and max_text is not None and len(text) > max_text:
+            text = text[:max_text]
         return CallRecord(
             **self._identity(status),
             http_status=self.http_status,
             response_model=capture.response_model,
-            response_text=capture.text,
-            tool_calls=capture.tool_call_list,
+            response_text=text if keep_response else None,
+            tool_calls=capture.tool_call_list if keep_response else None,
             finish_reason=capture.finish_reason,
             error_message=self.error_message or capture.error_message,
             usage=usage,

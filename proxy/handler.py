@@ -74,6 +74,7 @@ class ProxyHandler:
         self.max_body = settings.server_limits.max_request_bytes
         self.capture_requests = settings.capture.request_bodies
         self.max_captured = settings.capture.max_body_bytes
+        self.capture_responses = settings.capture.response_bodies
         self._drains: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
@@ -279,7 +280,9 @@ class ProxyHandler:
 
     def _finish(self, call: Call, status: str) -> None:
         now = time.perf_counter()
-        record = call.final_record(status, now)
+        record = call.final_record(
+            status, now, keep_response=self.capture_responses, max_text=self.max_captured
+        )
         if call.tracking.track:
             self.recorder.submit(record)
         self.metrics.observe_call(

@@ -357,3 +357,17 @@ async def test_overhead_excludes_the_upstream_wait(proxy):
     assert record.ttft_ms >= 300
     # The ~450 ms spent waiting on the upstream is not airuns' overhead.
     assert record.overhead_ms < 100
+
+
+async def test_capture_settings_leave_out_or_truncate_bodies(proxy_factory):
+    config = "capture: {request_bodies: false, response_bodies: false}"
+    async with proxy_factory(config) as proxy:
+        await proxy.client.post("/v1/chat/completions", json=CHAT, headers={"X-Run-Id": "r"})
+        record = (await proxy.wait_final())[0]
+        assert record.request is None and record.response_text is None
+        assert record.usage is not None  # usage and cost are recorded all the same
+    async with proxy_factory("capture: {max_body_bytes: 10}") as proxy:
+        await proxy.client.post("/v1/chat/completions", json=CHAT)
+        record = (await proxy.wait_final())[0]
+        assert record.response_text == "Mock reply"  # the first 10 characters
+        assert record.request["_truncated"] is True and "messages" not in record.request
