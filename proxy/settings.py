@@ -363,6 +363,10 @@ def _check_references(settings: Settings) -> None:
             raise SettingsError(f"providers.{name}.base_url: must start with http:// or https://")
         if "/" in name:
             raise SettingsError(f"providers.{name}: a provider name cannot contain '/'")
+    if settings.auth.mode == "keys":  # refused rather than silently running open
+        raise SettingsError(
+            "auth.mode: 'keys' (per-user proxy keys) is not available yet; use open"
+        )
     if not 1 <= settings.server.port <= 65535:
         raise SettingsError("server.port: must be between 1 and 65535")
     if settings.server.workers < 1:

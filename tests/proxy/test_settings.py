@@ -173,7 +173,7 @@ def test_empty_admin_api_key_is_not_the_string_none() -> None:
         ("AIRUNS_TIMEOUTS_READ", "5.5", lambda s: s.timeouts.read, 5.5),
         ("AIRUNS_CAPTURE_REQUEST_BODIES", "false", lambda s: s.capture.request_bodies, False),
         ("AIRUNS_CAPTURE_RESPONSE_BODIES", "0", lambda s: s.capture.response_bodies, False),
-        ("AIRUNS_AUTH_MODE", "keys", lambda s: s.auth.mode, "keys"),
+        ("AIRUNS_LOGGING_LEVEL", "warning", lambda s: s.logging.level, "warning"),
         ("AIRUNS_DEFAULT_PROVIDER", "mock", lambda s: s.default_provider, "mock"),
         ("AIRUNS_ADMIN_API_KEY", "admin-secret", lambda s: s.admin.api_key, "admin-secret"),
     ],
@@ -432,3 +432,8 @@ def test_repository_config_yaml_parses_without_any_environment() -> None:
 
     assert settings.providers
     assert settings.default_provider is None or settings.default_provider in settings.providers
+
+
+def test_auth_mode_keys_is_refused_until_user_keys_exist() -> None:
+    with pytest.raises(SettingsError, match="auth.mode"):
+        parse_settings("auth: {mode: keys}", {})
