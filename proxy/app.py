@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.engine import create_engine
 from persistence.migrate import migrate_when_reachable
+from persistence.threaded import ThreadedRecorder
 from persistence.writer import BatchWriter
 from pricing.table import PriceTable
 from proxy.admin.errors import exception_handlers
@@ -59,8 +60,9 @@ def create_app(
     engine: AsyncEngine | None = None,
     log_stream: Any = None,
 ) -> AirunsApp:
-    """Build the app. By default the recorder is the batch writer on `database.url`; tests pass
-    an in-memory recorder and/or an engine of their own."""
+    """Build the app. By default the recorder is the batch writer on `database.url`, on a
+    thread of its own; tests pass an in-memory recorder and/or an engine of their own (for the
+    admin API and readiness)."""
     log = configure_logging(settings.logging.level, log_stream)
     metrics = Metrics()
     pool = UpstreamPool.from_settings(settings)
@@ -70,7 +72,9 @@ def create_app(
         engine = create_engine(settings.database.url)
     if recorder is None:
         prices = PriceTable(settings.pricing.overrides)
-        recorder = BatchWriter(engine, prices, settings.recording, instance_id=instance_id)
+        writer_engine = create_engine(settings.database.url)  # used on the writer's thread only
+        writer = BatchWriter(writer_engine, prices, settings.recording, instance_id=instance_id)
+        recorder = ThreadedRecorder(writer, writer_engine)
     state = ServiceState(
         settings=settings, recorder=recorder, metrics=metrics, log=log, engine=engine
     )
