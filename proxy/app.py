@@ -8,9 +8,6 @@ upstream session per provider and starts/stops the recorder. No import-time side
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +15,7 @@ from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.engine import create_engine
+from persistence.instances import new_instance_id
 from persistence.migrate import migrate_when_reachable
 from persistence.threaded import ThreadedRecorder
 from persistence.writer import BatchWriter
@@ -46,11 +44,6 @@ class AirunsApp:
             await self.proxy(scope, receive, send)
         else:
             await self.web(scope, receive, send)
-
-
-def new_instance_id() -> str:
-    """Identifies this process's writes, so crash recovery only marks its own tasks."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def create_app(
