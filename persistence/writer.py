@@ -40,12 +40,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.apply import apply_batch
 from persistence.backlog import Backlog
+from persistence.failures import is_transient
 from persistence.instances import beat, forget, new_instance_id
 from persistence.models import tasks_table
 from persistence.recovery import Recovery
@@ -65,22 +65,6 @@ _INSERT_PAGE = 64
 # A batch read back from the spool (the writer is behind) takes this many times `batch_size`:
 # a call's start and final records, far apart in the spool, then land in one write.
 _SPOOL_BATCH_FACTOR = 8
-
-# SQLSTATE classes worth retrying: 08 connection, 40 rollback (deadlock, serialization),
-# 53 insufficient resources, 57P server shutting down / starting, 55P03 lock not available.
-_TRANSIENT_SQLSTATES = ("08", "40", "53", "57P", "55P03")
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether retrying the same batch later can succeed."""
-    if isinstance(error, OSError | TimeoutError | sa_exc.OperationalError | sa_exc.InterfaceError):
-        return True  # OSError covers refused connections and timeouts
-    if isinstance(error, sa_exc.DBAPIError):
-        if error.connection_invalidated:
-            return True
-        sqlstate = getattr(error.orig, "sqlstate", None) or ""
-        return sqlstate.startswith(_TRANSIENT_SQLSTATES)
-    return False
 
 
 class BatchWriter:
