@@ -138,8 +138,6 @@ class Task(Base):
 
     __table_args__ = (
         Index(None, "run_id", "created_at", "id"),
-        Index(None, "upstream_model"),
-        Index(None, "model"),
         Index(None, "created_at", "id"),
         Index(None, "status"),
         Index(None, "instance_id", "status"),
