@@ -40,6 +40,8 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str, **options: Any) -> AsyncEngine:
+    # Bound parameters (request bodies, replies) never reach error messages and logs.
+    options.setdefault("hide_parameters", True)
     url = async_url(url)
     if is_sqlite(url):
         engine = create_async_engine(url, **options)

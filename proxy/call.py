@@ -7,7 +7,6 @@ in airuns itself (what the `airuns_overhead_seconds` histogram reports).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +31,7 @@ class Call:
     upstream_model: str | None = None
     stream: bool = False
     usage_injected: bool = False
+    upstream_drained: bool = False  # the upstream body was read to its end
     request: dict[str, Any] | None = None
     http_status: int | None = None
     headers_at: float | None = None
@@ -42,7 +42,9 @@ class Call:
     run: RunInfo | None = field(default=None)
 
     @classmethod
-    def begin(cls, task_id: str, tracking: Tracking, endpoint: str, method: str) -> Call:
+    def begin(
+        cls, task_id: str, tracking: Tracking, endpoint: str, method: str, arrived: float
+    ) -> Call:
         run = None
         if tracking.run_id is not None:
             run = RunInfo(
@@ -57,7 +59,7 @@ class Call:
             tracking,
             endpoint,
             method,
-            time.perf_counter(),
+            arrived,
             datetime.now(UTC),
             run=run,
         )

@@ -30,7 +30,6 @@ from proxy.exchange import (
 )
 from proxy.headers import (
     TRACKING_HEADERS,
-    Tracking,
     forwarded_headers,
     parse_tracking,
     returned_headers,
@@ -42,7 +41,12 @@ from proxy.relay import drain_stream, relay_stream
 from proxy.routing import Router
 from proxy.settings import Settings
 from proxy.sse import SSEDecoder
-from proxy.upstream import UpstreamPool, UpstreamResponse, UpstreamStreamError
+from proxy.upstream import (
+    UpstreamIdleTimeout,
+    UpstreamPool,
+    UpstreamResponse,
+    UpstreamStreamError,
+)
 
 _JSON_ENDPOINTS = frozenset({CHAT, COMPLETIONS, RESPONSES, EMBEDDINGS})
 
@@ -76,8 +80,10 @@ class ProxyHandler:
         self.max_captured = settings.capture.max_body_bytes
         self.capture_responses = settings.capture.response_bodies
         self._drains: set[asyncio.Task[None]] = set()
+        self._claimed: set[str] = set()  # client-chosen task ids of calls under way here
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        arrived = time.perf_counter()  # "request received": TTFT and latency count from here
         tracked: dict[bytes, bytes] = {}
         declared_length = None
         for name, value in scope["headers"]:
@@ -98,19 +104,23 @@ class ProxyHandler:
         if scope["method"] == "GET" and scope["path"] == "/v1/models":
             await self._send_models(send, task_id)
             return
-        await self._proxy(scope, receive, send, tracking, task_id, body)
+        call = Call.begin(task_id, tracking, scope["path"], scope["method"], arrived)
+        claimed = tracking.track and tracking.task_id is not None
+        if claimed and task_id in self._claimed:
+            await send_error(send, _duplicate(task_id), [(b"x-task-id", task_id.encode())])
+            return
+        if claimed:  # held until the call ends, so a concurrent duplicate is refused too
+            self._claimed.add(task_id)
+        try:
+            await self._proxy(scope, receive, send, call, body)
+        finally:
+            if claimed:
+                self._claimed.discard(task_id)
 
     async def _proxy(
-        self,
-        scope: dict,
-        receive: Receive,
-        send: Send,
-        tracking: Tracking,
-        task_id: str,
-        body: bytes,
+        self, scope: dict, receive: Receive, send: Send, call: Call, body: bytes
     ) -> None:
-        endpoint = scope["path"]
-        call = Call.begin(task_id, tracking, endpoint, scope["method"])
+        tracking, task_id, endpoint = call.tracking, call.task_id, call.endpoint
         ids = [(b"x-task-id", task_id.encode())]
         if tracking.run_id is not None and tracking.track:
             ids.append((b"x-run-id", tracking.run_id.encode()))
@@ -118,11 +128,7 @@ class ProxyHandler:
             request = self._parse_body(scope, endpoint, body)
             body = self._prepare(call, request, body, tracking.track)
             if tracking.track and tracking.task_id and await self._is_duplicate(task_id):
-                raise Conflict(
-                    f"task id {task_id!r} already exists",
-                    param="X-Task-Id",
-                    code="duplicate_task_id",
-                )
+                raise _duplicate(task_id)
         except ProxyError as error:
             await send_error(send, error, ids)
             return
@@ -183,7 +189,8 @@ class ProxyHandler:
     ) -> None:
         provider = self.pool.providers[call.provider]
         headers = forwarded_headers(scope["headers"], provider.api_key)
-        path = scope["path"][3:]  # strip "/v1": provider base URLs end in /v1
+        # strip "/v1" (provider base URLs end in it); raw, so %2F and friends stay encoded
+        path = (scope.get("raw_path") or scope["path"].encode())[3:].decode("latin-1")
         if scope.get("query_string"):
             path += "?" + scope["query_string"].decode("latin-1")
         call.capture = Capture(
@@ -225,8 +232,8 @@ class ProxyHandler:
                 call.error_message = "client disconnected"
             draining = status == CANCELLED and self._start_drain(call, upstream, decoder)
             if not draining:  # else the drain task closes the upstream and finishes the call
-                if upstream is not None:
-                    upstream.close() if status != COMPLETED else upstream.release()
+                if upstream is not None:  # back to the pool only when its body was read whole
+                    upstream.release() if call.upstream_drained else upstream.close()
                 self._finish(call, status)
 
     def _start_drain(
@@ -269,6 +276,10 @@ class ProxyHandler:
         except UpstreamStreamError as exc:
             call.error_message = f"upstream broke off the response: {exc}"
             raise UpstreamUnreachable(call.error_message) from None
+        except UpstreamIdleTimeout:
+            call.error_message = "upstream stalled while sending its response"
+            raise UpstreamTimeout(call.error_message) from None
+        call.upstream_drained = True
         call.upstream_wait += time.perf_counter() - t
         headers.append((b"content-length", str(len(payload)).encode()))
         await send_response(send, upstream.status, headers, payload)
@@ -285,8 +296,9 @@ class ProxyHandler:
         )
         if call.tracking.track:
             self.recorder.submit(record)
+        endpoint = call.endpoint if call.endpoint in _JSON_ENDPOINTS else "other"
         self.metrics.observe_call(
-            call.provider, call.endpoint, status, (record.overhead_ms or 0) / 1000
+            call.provider, endpoint, status, (record.overhead_ms or 0) / 1000, record.ttft_ms
         )
         self.log.info(
             "call",
@@ -312,6 +324,12 @@ async def _send_error_quietly(send: Send, error: ProxyError, ids: list) -> None:
     # The client is gone or the response already started; the record says what happened.
     with contextlib.suppress(OSError, RuntimeError):
         await send_error(send, error, ids)
+
+
+def _duplicate(task_id: str) -> Conflict:
+    return Conflict(
+        f"task id {task_id!r} already exists", param="X-Task-Id", code="duplicate_task_id"
+    )
 
 
 def _declares_json(headers: list[tuple[bytes, bytes]]) -> bool:

@@ -4,6 +4,18 @@ than `json.loads` for the small objects of request bodies and stream events. Its
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import msgspec
 
-decode_json = msgspec.json.Decoder().decode
+_decode = msgspec.json.Decoder().decode
+
+
+def decode_json(data: bytes | str) -> Any:
+    try:
+        return _decode(data)
+    except msgspec.DecodeError:
+        # msgspec refuses some valid JSON (integers beyond 64 bits): json decides, and raises
+        # a ValueError when the text really is not JSON.
+        return json.loads(data)

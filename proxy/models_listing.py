@@ -11,7 +11,7 @@ import json
 
 from proxy.errors import ProxyError
 from proxy.settings import Settings
-from proxy.upstream import UpstreamPool, UpstreamStreamError
+from proxy.upstream import UpstreamIdleTimeout, UpstreamPool, UpstreamStreamError
 
 _LIST_TIMEOUT = 5.0
 
@@ -37,7 +37,7 @@ async def _provider_models(pool: UpstreamPool, provider: str) -> list[dict]:
                 payload = await response.read()
             finally:
                 response.release()
-    except (ProxyError, UpstreamStreamError, TimeoutError):
+    except (ProxyError, UpstreamStreamError, UpstreamIdleTimeout, TimeoutError):
         return []
     if response.status != 200:
         return []

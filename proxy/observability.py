@@ -69,10 +69,19 @@ class Metrics:
         )
         self._children: dict[tuple[str, str, str], Counter] = {}
 
-    def observe_call(self, provider: str, endpoint: str, status: str, overhead_s: float) -> None:
+    def observe_call(
+        self,
+        provider: str,
+        endpoint: str,
+        status: str,
+        overhead_s: float,
+        ttft_ms: float | None = None,
+    ) -> None:
         key = (provider, endpoint, status)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = self.requests.labels(*key)
         child.inc()
         self.overhead.observe(overhead_s)
+        if ttft_ms is not None:
+            self.ttft.labels(provider).observe(ttft_ms / 1000)

@@ -40,7 +40,10 @@ async def relay_stream(
         call.upstream_wait += time.perf_counter() - waited
         tail = [event.raw for event in decoder.flush() if observe(event, time.perf_counter())]
         await send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
-        return COMPLETED
+        call.upstream_drained = True
+        # An error sent inside the stream (or an error status with an event stream) is an error.
+        failed = call.capture.error_message is not None or upstream.status >= 400
+        return ERROR if failed else COMPLETED
     except UpstreamIdleTimeout:
         call.error_message = "upstream stream stalled: no data within the stream_idle timeout"
         await _end_with_error(send, UpstreamTimeout(call.error_message))

@@ -33,3 +33,17 @@ async def test_metrics_expose_call_counts_and_overhead(proxy):
     series = 'endpoint="/v1/chat/completions",provider="mock",status="completed"'
     assert f"airuns_requests_total{{{series}}} 1.0" in text
     assert "airuns_overhead_seconds_count 1.0" in text
+    await proxy.client.get("/v1/files/file-123")  # pass-through paths share one label
+    async with proxy.client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={
+            "model": "gpt-4o-mini",
+            "stream": True,
+            "messages": [{"role": "user", "content": "x"}],
+        },
+    ) as response:
+        await response.aread()
+    text = (await proxy.client.get("/metrics")).text
+    assert 'endpoint="other"' in text and "file-123" not in text
+    assert 'airuns_time_to_first_token_seconds_count{provider="mock"} 1.0' in text
