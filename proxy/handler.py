@@ -102,7 +102,7 @@ class ProxyHandler:
         except ClientGone:
             return
         if scope["method"] == "GET" and scope["path"] == "/v1/models":
-            await self._send_models(send, task_id)
+            await self._send_models(send, task_id, scope["headers"])
             return
         call = Call.begin(task_id, tracking, scope["path"], scope["method"], arrived)
         claimed = tracking.track and tracking.task_id is not None
@@ -314,8 +314,11 @@ class ProxyHandler:
             tracked=call.tracking.track,
         )
 
-    async def _send_models(self, send: Send, task_id: str) -> None:
-        payload = await list_models(self.settings, self.pool)
+    async def _send_models(self, send: Send, task_id: str, headers: list) -> None:
+        authorization = next(
+            (v.decode("latin-1") for k, v in headers if k == b"authorization"), None
+        )
+        payload = await list_models(self.settings, self.pool, authorization)
         body = json.dumps(payload).encode()
         await send_response(send, 200, [*JSON_HEADERS, (b"x-task-id", task_id.encode())], body)
 

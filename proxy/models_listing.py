@@ -16,20 +16,29 @@ from proxy.upstream import UpstreamIdleTimeout, UpstreamPool, UpstreamStreamErro
 _LIST_TIMEOUT = 5.0
 
 
-async def list_models(settings: Settings, pool: UpstreamPool) -> dict:
+async def list_models(
+    settings: Settings, pool: UpstreamPool, client_authorization: str | None = None
+) -> dict:
+    """A provider without a configured key is asked with the client's own `Authorization`
+    (bring your own key), as its calls are."""
     data = [
         {"id": alias.name, "object": "model", "created": 0, "owned_by": alias.provider}
         for alias in settings.models
     ]
-    results = await asyncio.gather(*(_provider_models(pool, name) for name in pool.providers))
+    results = await asyncio.gather(
+        *(_provider_models(pool, name, client_authorization) for name in pool.providers)
+    )
     for models in results:
         data.extend(models)
     return {"object": "list", "data": data}
 
 
-async def _provider_models(pool: UpstreamPool, provider: str) -> list[dict]:
+async def _provider_models(
+    pool: UpstreamPool, provider: str, client_authorization: str | None
+) -> list[dict]:
     api_key = pool.providers[provider].api_key
-    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    authorization = f"Bearer {api_key}" if api_key else client_authorization
+    headers = {"authorization": authorization} if authorization else {}
     try:
         async with asyncio.timeout(_LIST_TIMEOUT):
             response = await pool.send(provider, "GET", "/models", headers, None, stream=False)

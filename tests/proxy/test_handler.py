@@ -279,9 +279,12 @@ async def test_other_v1_paths_pass_through_and_are_recorded(proxy):
 
 
 async def test_models_lists_aliases_and_provider_models(proxy):
-    response = await proxy.client.get("/v1/models")
+    response = await proxy.client.get("/v1/models", headers={"Authorization": "Bearer sk-own"})
     ids = [m["id"] for m in response.json()["data"]]
-    assert "fast" in ids and "mock/gpt-4o-mini" in ids
+    assert "fast" in ids and "mock/gpt-4o-mini" in ids and "keyed/gpt-4o-mini" in ids
+    sent = {r["headers"].get("authorization") for r in proxy.mock.state.requests}
+    # the keyed provider is asked with its own key, the others with the client's
+    assert sent == {"Bearer sk-provider-secret", "Bearer sk-own"}
 
 
 async def _leave_after_three_events(proxy, headers):
