@@ -8,6 +8,7 @@ nothing twice, and several writers sharing one Postgres stay exact.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,22 +111,29 @@ async def _lock_runs(conn: AsyncConnection, records: list[CallRecord]) -> None:
 
 
 async def _merge_run_metadata(conn: AsyncConnection, records: list[CallRecord]) -> None:
-    """X-Run-Metadata is merged into the run's metadata on every call that sends it
-    (top-level keys: `||` on Postgres; RFC 7396 merge patch on SQLite)."""
-    params = [
-        {"run": r.run.id, "patch": r.run.metadata}
-        for r in records
-        if r.run is not None and r.run.metadata
-    ]
-    if not params:
+    """X-Run-Metadata is merged into the run's metadata on every call that sends it, key by
+    top-level key (a sent key replaces the stored one, null included), on both databases."""
+    patches = [(r.run.id, r.run.metadata) for r in records if r.run is not None and r.run.metadata]
+    if not patches:
         return
-    patch = bindparam("patch", type_=JSONType)
     if conn.dialect.name == "postgresql":
+        patch = bindparam("patch", type_=JSONType)
         merged = runs.c.metadata.op("||", return_type=JSONType)(patch)
-    else:
-        merged = func.json_patch(runs.c.metadata, patch, type_=JSONType)
-    statement = update(runs).where(runs.c.id == bindparam("run")).values(metadata=merged)
-    await conn.execute(statement, params)
+        statement = update(runs).where(runs.c.id == bindparam("run")).values(metadata=merged)
+        await conn.execute(statement, [{"run": run, "patch": patch} for run, patch in patches])
+        return
+    for run_id, patch in patches:  # SQLite: json_set per key (json_patch would merge deeply)
+        pairs: list[Any] = []
+        for key, value in patch.items():
+            pairs += [_json_path(key), func.json(json.dumps(value))]
+        merged = func.json_set(runs.c.metadata, *pairs, type_=JSONType)
+        await conn.execute(update(runs).where(runs.c.id == run_id).values(metadata=merged))
+
+
+def _json_path(key: str) -> str:
+    """SQLite JSON path of a top-level key: a quoted label, so dots and brackets stay literal
+    (SQLite has no escape for a double quote inside one: such quotes are dropped)."""
+    return '$."' + key.replace('"', "") + '"'
 
 
 async def _insert_tasks(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:

@@ -211,3 +211,13 @@ async def test_full_batches_over_many_runs_add_up(records, probe) -> None:
     assert len(tasks) == 250 and {t.status for t in tasks} == {"completed"}
     for run in range(7):
         await probe.assert_aggregates_match_tasks(f"run-{run}")
+
+
+async def test_metadata_merges_top_level_keys_alike_on_both_databases(records, probe) -> None:
+    first = RunInfo(id="run-1", metadata={"env": {"region": "eu", "tier": 1}, "keep": True})
+    later = RunInfo(id="run-1", metadata={"env": {"region": "us"}, "gone": None, "k.x": [1]})
+    await probe.apply(records.make("t1", run=first))
+    await probe.apply(records.make("t2", run=later, started=1))
+    run = await probe.run()
+    # a sent key replaces the stored one whole (no deep merge); null is kept as a value
+    assert run.metadata == {"env": {"region": "us"}, "keep": True, "gone": None, "k.x": [1]}
