@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.apply import apply_batch
@@ -24,6 +23,7 @@ from pricing.usage import Usage
 from proxy.app import AirunsApp, create_app
 from proxy.recording import COMPLETED, FINAL_STATUSES, CallRecord, MemoryRecorder, RunInfo
 from proxy.settings import Settings, parse_settings
+from tests.support.servers import serve_asgi
 
 ADMIN_KEY = "admin-key-for-tests"
 PRICED_MODEL = "airuns-test-priced"  # 3 USD per 1M input tokens, 7 per 1M output
@@ -66,30 +66,9 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
         await task
 
 
-@asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """`app` under a real uvicorn server on a free loopback port, in this event loop."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="none"
-    )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.005)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest.fixture
 def served() -> Any:
-    return serve
+    return serve_asgi
 
 
 @pytest.fixture
