@@ -225,15 +225,7 @@ async def test_upstream_disconnect_mid_stream_is_error_with_partial_text(proxy):
 
 
 async def test_client_disconnect_closes_upstream_and_records_cancelled(proxy):
-    headers = {"x-mock-chunk-delay-ms": "200", "x-mock-chunks": "50"}
-    async with proxy.client.stream(
-        "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers
-    ) as response:
-        received = b""
-        async for chunk in response.aiter_bytes():
-            received += chunk
-            if received.count(b"data: ") >= 3:
-                break
+    await _leave_after_three_events(proxy, {"x-mock-chunk-delay-ms": "200", "x-mock-chunks": "50"})
     event = await proxy.mock.state.wait_for_event("client_disconnected", timeout=5)
     assert event["chunks_sent"] < 50
     record = (await proxy.wait_final())[0]
