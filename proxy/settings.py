@@ -54,6 +54,9 @@ class ProviderSettings:
     base_url: str
     api_key: str = ""
     timeouts: Timeouts | None = None
+    # The genai-prices provider id whose prices apply (e.g. `openai` for an Azure deployment);
+    # empty: the provider's own name, if genai-prices knows it.
+    price_as: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,14 @@ class ModelAlias:
 
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
-    max_request_bytes: int = 10 * 1024 * 1024
+    """What one connection or call may cost the server (SPEC "Configuration")."""
+
+    max_request_bytes: int = 10 * 1024 * 1024  # a larger body: 413
+    max_header_bytes: int = 64 * 1024  # a larger request line + header block: 431
+    header_timeout: float = 10.0  # seconds to send the request line and headers, else 408
+    body_timeout: float = 30.0  # seconds a request body may stall between chunks, else 408
+    max_event_bytes: int = 16 * 1024 * 1024  # one SSE event beyond this ends the stream
+    max_connections: int = 0  # concurrent connections (and calls) before 503; 0: no cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +381,10 @@ def _check_references(settings: Settings) -> None:
         raise SettingsError("server.port: must be between 1 and 65535")
     if settings.server.workers < 1:
         raise SettingsError("server.workers: must be at least 1")
+    limits = settings.server_limits
+    for key in ("max_header_bytes", "header_timeout", "body_timeout", "max_event_bytes"):
+        if getattr(limits, key) <= 0:
+            raise SettingsError(f"server_limits.{key}: must be greater than 0")
     for key in ("batch_size", "flush_interval", "spool_after", "heartbeat_interval"):
         if getattr(settings.recording, key) <= 0:
             raise SettingsError(f"recording.{key}: must be greater than 0")
