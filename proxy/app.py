@@ -64,7 +64,7 @@ def create_app(
     if engine is None:
         engine = create_engine(settings.database.url)
     if recorder is None:
-        prices = PriceTable(settings.pricing.overrides)
+        prices = PriceTable(settings.pricing.overrides, price_as=settings.price_as())
         writer_engine = create_engine(settings.database.url)  # used on the writer's thread only
         writer = BatchWriter(writer_engine, prices, settings.recording, instance_id=instance_id)
         recorder = ThreadedRecorder(writer, writer_engine)

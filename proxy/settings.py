@@ -6,6 +6,7 @@ bad values raise `SettingsError` naming the key; per-1M prices become `Decimal` 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -146,6 +147,10 @@ class Settings:
 
     def provider_timeouts(self, provider: str) -> Timeouts:
         return self.providers[provider].timeouts or self.timeouts
+
+    def price_as(self) -> dict[str, str]:
+        """Provider name → the genai-prices provider id it is priced as, where one is set."""
+        return {name: p.price_as for name, p in self.providers.items() if p.price_as}
 
 
 _CHOICES = {
@@ -373,6 +378,7 @@ def _check_references(settings: Settings) -> None:
             raise SettingsError(f"providers.{name}.base_url: must start with http:// or https://")
         if "/" in name:
             raise SettingsError(f"providers.{name}: a provider name cannot contain '/'")
+    _check_price_as(settings.price_as())
     if settings.auth.mode == "keys":  # refused rather than silently running open
         raise SettingsError(
             "auth.mode: 'keys' (per-user proxy keys) is not available yet; use open"
@@ -388,6 +394,22 @@ def _check_references(settings: Settings) -> None:
     for key in ("batch_size", "flush_interval", "spool_after", "heartbeat_interval"):
         if getattr(settings.recording, key) <= 0:
             raise SettingsError(f"recording.{key}: must be greater than 0")
+
+
+def _check_price_as(price_as: Mapping[str, str]) -> None:
+    """A typo in `price_as` would leave the provider silently unpriced: refuse it at start."""
+    if not price_as:
+        return
+    from pricing.table import genai_provider_ids  # ~0.25 s of price data: only when needed
+
+    known = genai_provider_ids()
+    for name, provider_id in price_as.items():
+        if provider_id.lower() not in known:
+            close = difflib.get_close_matches(provider_id.lower(), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SettingsError(
+                f"providers.{name}.price_as: unknown genai-prices provider {provider_id!r}{hint}"
+            )
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:

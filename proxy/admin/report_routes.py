@@ -85,6 +85,9 @@ async def usage(
 @get(
     "/pricing",
     summary="The per-1M-token prices airuns uses for a model",
+    description="As tasks are priced: `provider` is an airuns provider (its `price_as` applies) "
+    "or a genai-prices id; without one, or with one genai-prices does not know, the model is "
+    "looked up across all genai-prices providers.",
     sync_to_thread=False,
     responses=error_responses(404),
 )

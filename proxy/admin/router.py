@@ -23,7 +23,7 @@ SECURITY_SCHEME = "adminKey"
 
 def admin_router(settings: Settings) -> Router:
     auth = AdminAuth(settings.admin.api_key)
-    prices = PriceTable(settings.pricing.overrides)
+    prices = PriceTable(settings.pricing.overrides, price_as=settings.price_as())
     return Router(
         path="/admin",
         route_handlers=[*RUN_ROUTES, *REPORT_ROUTES],

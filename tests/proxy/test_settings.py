@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from proxy.cli import main as cli_main
 from proxy.settings import (
     ModelAlias,
     Price,
@@ -437,3 +438,59 @@ def test_repository_config_yaml_parses_without_any_environment() -> None:
 def test_auth_mode_keys_is_refused_until_user_keys_exist() -> None:
     with pytest.raises(SettingsError, match="auth.mode"):
         parse_settings("auth: {mode: keys}", {})
+
+
+# -- providers.<name>.price_as ------------------------------------------------------------------
+
+AZURE = (
+    "providers:\n  azure-east: {base_url: 'https://example.openai.azure.com/v1', price_as: %s}\n"
+)
+
+
+def test_price_as_names_the_genai_prices_provider_a_provider_is_priced_as() -> None:
+    settings = parse_settings(AZURE % "openai" + "  mock: {base_url: 'http://m/v1'}\n", {})
+
+    assert settings.providers["azure-east"].price_as == "openai"
+    assert settings.providers["mock"].price_as == ""
+    assert settings.price_as() == {"azure-east": "openai"}  # providers without one are left out
+
+
+@pytest.mark.parametrize(
+    ("price_as", "message"),
+    [
+        ("x", "providers.azure-east.price_as: unknown genai-prices provider 'x'"),
+        (
+            "opneai",
+            "providers.azure-east.price_as: unknown genai-prices provider 'opneai'"
+            " (did you mean 'openai'?)",
+        ),
+        (
+            "azure-east",  # an airuns provider name is not a genai-prices id
+            "providers.azure-east.price_as: unknown genai-prices provider 'azure-east'"
+            " (did you mean 'azure'?)",
+        ),
+    ],
+)
+def test_unknown_price_as_fails_naming_the_key(price_as: str, message: str) -> None:
+    assert fails(AZURE % price_as) == message
+
+
+def test_price_as_from_the_environment_is_checked_too() -> None:
+    environ = {"AIRUNS_PROVIDERS_AZURE_EAST_PRICE_AS": "nobody"}
+
+    assert "providers.azure-east.price_as" in fails(AZURE % "openai", environ)
+    fixed = parse_settings(AZURE % "x", {"AIRUNS_PROVIDERS_AZURE_EAST_PRICE_AS": "Azure"})
+    assert fixed.price_as() == {"azure-east": "Azure"}  # ids match in any case, as in lookups
+
+
+def test_unknown_price_as_stops_airuns_serve_with_the_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(AZURE % "x")
+
+    assert cli_main(["serve", "--config", str(config)]) == 2
+    assert capsys.readouterr().err == (
+        "airuns: configuration error: "
+        "providers.azure-east.price_as: unknown genai-prices provider 'x'\n"
+    )
