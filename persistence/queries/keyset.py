@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Column, ColumnElement, Row, Select, literal, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.queries.bounds import column_holds
 from persistence.queries.cursor import CursorError, decode_cursor, encode_cursor
 
 
@@ -84,13 +85,15 @@ def _to_json(value: Any) -> Any:
 
 
 def _from_json(value: Any, column: Column[Any]) -> Any:
+    """The key as the column's Python type, refused unless the column could hold it: a key we
+    never made (a forged date-time, amount or id) must be a bad cursor, not a driver error."""
     column_type = getattr(column.type, "impl", column.type)  # Money, UTCDateTime: decorators
     parse = _PARSERS[column_type.python_type]
     try:
         parsed = parse(value)
     except (TypeError, ValueError, InvalidOperation):
         parsed = None
-    if parsed is None:
+    if parsed is None or not column_holds(column.type, parsed):
         raise CursorError("cursor is not a valid pagination cursor")
     return parsed
 

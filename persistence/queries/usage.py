@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Select, String, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.models import tasks_table as tasks
+from persistence.queries.bounds import EARLIEST_INSTANT
 from persistence.queries.scope import Principal, visible
 
 GROUPS = ("day", "model", "provider", "user", "run")
@@ -46,9 +47,11 @@ class UsageRow:
 def default_window(
     since: datetime | None, until: datetime | None, now: datetime | None = None
 ) -> tuple[datetime, datetime | None]:
-    """An absent `since` is 30 days before `until` (or before now)."""
+    """An absent `since` is 30 days before `until` (or before now); never before year 1, which
+    a subtraction from an `until` early in year 1 would overflow."""
     if since is None:
-        since = (until or now or datetime.now(UTC)) - DEFAULT_WINDOW
+        end = until or now or datetime.now(UTC)
+        since = max(end, EARLIEST_INSTANT + DEFAULT_WINDOW) - DEFAULT_WINDOW
     return since, until
 
 

@@ -3,8 +3,9 @@
 - `ProxyError` (ours) renders itself, `param` included.
 - Litestar's `ValidationException` (a query parameter or body field of the wrong type, out of
   range, not one of the choices; an unknown PATCH field) names the offending parameter.
-- A body that is not JSON → 400 with `param: "body"`; 404/405 and other HTTP errors map to
-  the error type of their status; anything else is a 500 that is logged, never leaked.
+- A body that is not JSON → 400 with `param: "body"`, one over the endpoint's size limit → 413
+  with `param: "body"`; 404/405 and other HTTP errors map to the error type of their status;
+  anything else is a 500 that is logged, never leaked.
 
 `error_responses()` documents those bodies in the OpenAPI schema, replacing litestar's own
 validation-error shape there.
@@ -20,6 +21,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi import ResponseSpec
 
+from persistence.queries.bounds import NUL_FREE_PATTERN
 from proxy.errors import (
     BadRequest,
     Conflict,
@@ -37,12 +39,14 @@ _BY_STATUS: dict[int, type[ProxyError]] = {
 } | {RateLimited.status: RateLimited}
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 _MISSING = re.compile(r"Missing required \w+ parameter '([^']+)'")
+_NUL_FOUND = f"matching regex {NUL_FREE_PATTERN!r}"  # how msgspec words a NUL_FREE_PATTERN miss
 
 
 _ERROR_DESCRIPTIONS = {
     400: "A query parameter or the body is invalid; `param` names it.",
     401: "No admin key, or a wrong one.",
     404: "No such run, task or price (or not visible to this key).",
+    413: "The request body is larger than this endpoint takes.",
 }
 
 
@@ -106,6 +110,8 @@ def as_proxy_error(exc: HTTPException) -> ProxyError:
         )
     if isinstance(exc.__cause__, SerializationException):
         return BadRequest(f"request body is not valid JSON: {exc.detail}", param="body")
+    if exc.status_code == PayloadTooLarge.status:
+        return PayloadTooLarge(f"request body is too large: {exc.detail}", param="body")
     if exc.status_code == MethodNotAllowed.status:
         return MethodNotAllowed(exc.detail)
     error = _BY_STATUS.get(exc.status_code)
@@ -120,6 +126,8 @@ def _validation_error(problem: Any) -> BadRequest:
     """One of litestar's validation problems: `{"message", "key", "source"}`."""
     problem = problem if isinstance(problem, dict) else {}
     message = str(problem.get("message") or "invalid value")
+    if _NUL_FOUND in message:
+        message = "must not contain NUL characters (the database cannot store them)"
     key = str(problem.get("key") or "")
     source = str(getattr(problem.get("source"), "value", problem.get("source")) or "")
     if unknown := _UNKNOWN_FIELD.search(message):
@@ -127,5 +135,5 @@ def _validation_error(problem: Any) -> BadRequest:
     if key == "data":  # the body as a whole (e.g. an array instead of an object)
         return BadRequest(f"invalid request body: {message}", param="body")
     field = re.split(r"[.\[]", key, maxsplit=1)[0] or None
-    where = "query parameter" if source == "query" else "field"
+    where = {"query": "query parameter", "path": "path parameter"}.get(source, "field")
     return BadRequest(f"invalid {where} {key!r}: {message}", param=field)

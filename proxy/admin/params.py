@@ -3,19 +3,29 @@
 Litestar checks types, ranges and enumerations from the handler signatures (its errors are
 rendered with the parameter's name by `errors.py`); what it cannot express is checked here and
 raised as `BadRequest(param=...)`: timestamps, windows, cursors and PATCH fields.
+
+Nothing reaches the database that it cannot hold (`persistence.queries.bounds`): every string
+parameter, path id and PATCH string is declared with `NUL_FREE_PATTERN` (so the schema says it),
+PATCH strings are checked for lone surrogates too, ids are at most as long as the id columns,
+date-times must stay within the years 1–9999 in UTC, and a PATCH is capped so that one run
+cannot make every list page megabytes long.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import datetime
+from itertools import accumulate
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar.connection import ASGIConnection
+from litestar.connection import ASGIConnection, Request
 from litestar.enums import RequestEncodingType
 from litestar.handlers import BaseRouteHandler
-from litestar.params import Body, PathParameter, QueryParameter
+from litestar.params import Body, KwargDefinition, PathParameter, QueryParameter
 
+from persistence.models import ID_LENGTH
+from persistence.queries.bounds import NUL_FREE_PATTERN, json_problem, utc_instant
 from persistence.queries.cursor import CursorError
 from persistence.queries.keyset import Ordering
 from proxy.errors import BadRequest
@@ -26,13 +36,42 @@ TaskStatus = Literal["pending", "streaming", "completed", "error", "cancelled", 
 UsageGroup = Literal["day", "model", "provider", "user", "run"]
 ExportFormat = Literal["json", "markdown", "csv"]
 
+# What one PATCH may store on a run (README "Admin API"); lists return all but `messages`.
+MAX_NAME_LENGTH = 1000
+MAX_DESCRIPTION_LENGTH = 10_000
+MAX_TAGS = 100
+MAX_TAG_LENGTH = 200
+MAX_METADATA_DEPTH = 20  # the metadata object itself is level 1
+MAX_METADATA_BYTES = 64 * 1024  # as compact JSON
+MAX_PATCH_BYTES = 1024 * 1024  # the body as sent: refused (413) before it is read whole
+# Deeper than any valid PATCH (the body, then metadata's 20 levels), and far below the ~1,000
+# levels where msgspec's recursive decoder gives up with a RecursionError (a 500).
+MAX_BODY_NESTING = 64
+
 
 def _query(description: str, **options: Any) -> QueryParameter:
     return QueryParameter(description=description, **options)
 
 
-RunId = Annotated[str, PathParameter(description="The run's id (its X-Run-Id).")]
-TaskId = Annotated[str, PathParameter(description="The task's id (its X-Task-Id).")]
+def _text_query(description: str, **options: Any) -> QueryParameter:
+    """A string the database compares with a column: text the column could hold (a URL cannot
+    spell a lone surrogate, so NUL is all there is to refuse)."""
+    return _query(description, pattern=NUL_FREE_PATTERN, **options)
+
+
+def _id(description: str) -> PathParameter:
+    return PathParameter(description=description, pattern=NUL_FREE_PATTERN, max_length=ID_LENGTH)
+
+
+def _text(**limits: int) -> Any:
+    """A body `str` the database can store, within `limits`. Said twice: msgspec validates with
+    `Meta`, and litestar's schema ignores `Meta` on list items but reads `KwargDefinition`."""
+    constraints: dict[str, Any] = {"pattern": NUL_FREE_PATTERN, **limits}
+    return Annotated[str, msgspec.Meta(**constraints), KwargDefinition(**constraints)]
+
+
+RunId = Annotated[str, _id("The run's id (its X-Run-Id).")]
+TaskId = Annotated[str, _id("The task's id (its X-Task-Id).")]
 Limit = Annotated[int, _query("Page size, 1–200.", ge=1, le=200)]
 Cursor = Annotated[str | None, _query("`next_cursor` of the previous page (same sort).")]
 Instant = Annotated[
@@ -44,12 +83,12 @@ Instant = Annotated[
 ]
 StatusFilter = Annotated[RunStatusFilter, _query("`all` includes archived and deleted runs.")]
 Starred = Annotated[bool | None, _query("Only starred (true) or unstarred (false) runs.")]
-NameSearch = Annotated[str | None, _query("Case-insensitive search in run names.")]
-SourceType = Annotated[str | None, _query("The run's source_type, exactly.")]
-UserId = Annotated[str | None, _query("The end user (X-User-Id), exactly.")]
-ModelName = Annotated[str | None, _query("A task's model, upstream_model or response_model.")]
+NameSearch = Annotated[str | None, _text_query("Case-insensitive search in run names.")]
+SourceType = Annotated[str | None, _text_query("The run's source_type, exactly.")]
+UserId = Annotated[str | None, _text_query("The end user (X-User-Id), exactly.")]
+ModelName = Annotated[str | None, _text_query("A task's model, upstream_model or response_model.")]
 Sort = Annotated[RunSort, _query("recent/oldest: last message; name A→Z; others largest first.")]
-RunFilterId = Annotated[str | None, _query("Only tasks of this run.")]
+RunFilterId = Annotated[str | None, _text_query("Only tasks of this run.", max_length=ID_LENGTH)]
 TaskStatusFilter = Annotated[TaskStatus | None, _query("Only tasks in this status.")]
 GroupBy = Annotated[UsageGroup, _query("day (UTC) or model (upstream), provider, user, run.")]
 Format = Annotated[ExportFormat, _query("json, markdown (transcript) or csv.")]
@@ -58,18 +97,28 @@ PriceModel = Annotated[str, _query("Model name as sent by clients or upstream.")
 PriceProvider = Annotated[str | None, _query("Narrows the lookup to this provider.")]
 
 
+RunName = _text(min_length=1, max_length=MAX_NAME_LENGTH)
+RunDescription = _text(max_length=MAX_DESCRIPTION_LENGTH)
+Tags = Annotated[list[_text(max_length=MAX_TAG_LENGTH)], msgspec.Meta(max_length=MAX_TAGS)]
+Metadata = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        description=f"At most {MAX_METADATA_DEPTH} levels deep and {MAX_METADATA_BYTES} bytes "
+        "as JSON; no NUL characters in keys or values."
+    ),
+]
+
+
 class RunPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Fields of a run an admin may change; absent fields are left as they are.
     `metadata` and `tags` replace the stored values as a whole."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)] | msgspec.UnsetType = (
-        msgspec.UNSET
-    )
-    description: str | None | msgspec.UnsetType = msgspec.UNSET
+    name: RunName | msgspec.UnsetType = msgspec.UNSET
+    description: RunDescription | None | msgspec.UnsetType = msgspec.UNSET
     is_starred: bool | msgspec.UnsetType = msgspec.UNSET
     status: Literal["active", "archived"] | msgspec.UnsetType = msgspec.UNSET
-    tags: list[str] | msgspec.UnsetType = msgspec.UNSET
-    metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    tags: Tags | msgspec.UnsetType = msgspec.UNSET
+    metadata: Metadata | msgspec.UnsetType = msgspec.UNSET
 
 
 # The schema says what the struct enforces (litestar does not carry forbid_unknown_fields over).
@@ -80,12 +129,31 @@ PatchBody = Annotated[
 
 
 def patch_changes(patch: RunPatch) -> dict[str, Any]:
-    """The fields the PATCH body set (an explicit `null` description clears it)."""
-    return {
+    """The fields the PATCH body set (an explicit `null` description clears it), each checked
+    for what its type cannot say (`check_storable`)."""
+    changes = {
         name: value
         for name in patch.__struct_fields__
         if (value := getattr(patch, name)) is not msgspec.UNSET
     }
+    for name, value in changes.items():
+        check_storable(name, value)
+    return changes
+
+
+def check_storable(field: str, value: Any) -> None:
+    """Every key and string at any depth storable (lone surrogates included, whether or not
+    the JSON decoder lets them through), and `metadata` within its depth and size. The depth is
+    walked first, so a deeply nested body is refused before anything tries to encode it."""
+    problem = json_problem(value, MAX_METADATA_DEPTH)
+    if problem is None and field == "metadata" and _json_size(value) > MAX_METADATA_BYTES:
+        problem = f"is larger than {MAX_METADATA_BYTES} bytes as JSON"
+    if problem is not None:
+        raise BadRequest(f"{field} {problem}", param=field)
+
+
+def _json_size(value: Any) -> int:
+    return len(msgspec.json.encode(value))
 
 
 def parse_instant(value: str | None, param: str) -> datetime | None:
@@ -97,7 +165,10 @@ def parse_instant(value: str | None, param: str) -> datetime | None:
         raise BadRequest(
             f"{param} must be an ISO 8601 date or date-time, got {value!r}", param=param
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    instant = utc_instant(parsed)
+    if instant is None:
+        raise BadRequest(f"{param} is outside the years 1-9999 in UTC: {value!r}", param=param)
+    return instant
 
 
 def parse_window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
@@ -115,6 +186,33 @@ def parse_cursor(ordering: Ordering, cursor: str | None) -> tuple[Any, Any] | No
         return ordering.decode(cursor)
     except CursorError as exc:
         raise BadRequest(f"invalid cursor: {exc}", param="cursor") from None
+
+
+# A JSON string, or what is left of an unterminated one: each byte is looked at once.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.?[^"\\]*)*"?', re.DOTALL)
+_BRACKETS_ONLY = bytes.maketrans(b"{}", b"[]"), bytes(set(range(256)) - set(b"[]{}"))
+_BRACKET_STEP = {ord("["): 1, ord("]"): -1}
+
+
+def json_nesting(raw: bytes) -> int:
+    """How deeply `raw` JSON nests arrays and objects, found without decoding it (so without
+    recursion): strings dropped, the brackets left counted up and down. Linear; malformed JSON
+    gets a number too, and the decoder refuses it afterwards."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(*_BRACKETS_ONLY)
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets), initial=0))
+
+
+async def refuse_deep_bodies(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Litestar guard for endpoints with a JSON body: one nested deeper than `MAX_BODY_NESTING`
+    is a 400 before the decoder can recurse into it. (The body read here is kept for the
+    handler, and its size limit applies.)"""
+    if not isinstance(connection, Request):
+        return
+    if json_nesting(await connection.body()) > MAX_BODY_NESTING:
+        message = f"request body is nested more than {MAX_BODY_NESTING} levels deep"
+        raise BadRequest(message, param="body")
 
 
 def reject_unknown_query_parameters(

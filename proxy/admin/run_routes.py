@@ -17,6 +17,7 @@ from persistence.queries.scope import Principal
 from proxy.admin.errors import error_responses
 from proxy.admin.export import EXPORT_MEDIA_TYPES, export_run
 from proxy.admin.params import (
+    MAX_PATCH_BYTES,
     Cursor,
     Format,
     Instant,
@@ -34,6 +35,7 @@ from proxy.admin.params import (
     parse_cursor,
     parse_window,
     patch_changes,
+    refuse_deep_bodies,
 )
 from proxy.admin.serialize import page_json, run_json, task_json
 from proxy.errors import NotFound
@@ -117,13 +119,16 @@ async def get_run_messages(engine: Engine, principal: Caller, run_id: RunId) -> 
 @patch(
     "/runs/{run_id:str}",
     summary="Rename, star, archive, describe or tag a run",
-    responses=_BY_ID,
+    responses=error_responses(404, 413),
+    request_max_body_size=MAX_PATCH_BYTES,
+    guards=[refuse_deep_bodies],
 )
 async def update_run(
     engine: Engine, principal: Caller, run_id: RunId, data: PatchBody
 ) -> dict[str, Any]:
+    changes = patch_changes(data)
     async with engine.begin() as conn:
-        run = await run_queries.update_run(conn, principal, run_id, patch_changes(data))
+        run = await run_queries.update_run(conn, principal, run_id, changes)
     return run_json(found(run, run_id), with_messages=True)
 
 

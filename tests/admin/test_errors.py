@@ -10,6 +10,7 @@ from litestar.exceptions import (
 )
 from litestar.testing import TestClient
 
+from persistence.queries.bounds import NUL_FREE_PATTERN
 from proxy.admin.errors import as_proxy_error, exception_handlers
 
 
@@ -27,13 +28,23 @@ def invalid(message: str, key: str, source: str = "query") -> ValidationExceptio
         (ValidationException("Missing required query parameter 'model' for path /p"),
          400, "invalid_request_error", "model"),
         (NotAuthorizedException(), 401, "authentication_error", None),
-        (HTTPException(status_code=413, detail="too big"), 413, "invalid_request_error", None),
+        (HTTPException(status_code=413, detail="too big"), 413, "invalid_request_error", "body"),
         (HTTPException(status_code=418, detail="teapot"), 418, "server_error", None),
     ],
 )  # fmt: skip
 def test_litestar_errors_map_to_ours(exc, status: int, kind: str, param: str | None) -> None:
     error = as_proxy_error(exc)
     assert (error.status, error.type, error.param) == (status, kind, param)
+
+
+@pytest.mark.parametrize(
+    ("key", "source"), [("q", "query"), ("run_id", "path"), ("tags[0]", "body")]
+)
+def test_unstorable_text_is_explained_not_shown_as_a_regex(key: str, source: str) -> None:
+    message = f"Expected `str` matching regex {NUL_FREE_PATTERN!r}"
+    error = as_proxy_error(invalid(message, key, source))
+    assert error.param == key.split("[")[0]
+    assert "NUL" in error.message and "regex" not in error.message
 
 
 def test_a_crash_is_a_500_without_details() -> None:

@@ -54,3 +54,25 @@ async def test_the_patch_body_and_the_bearer_scheme_are_documented(schema: dict)
     assert "requestBody" in patch
     assert schema["components"]["securitySchemes"]["adminKey"]["scheme"] == "bearer"
     assert patch["security"] == [{"adminKey": []}]
+
+
+async def test_the_schema_says_what_the_database_cannot_hold(schema: dict) -> None:
+    """NUL-free text, id lengths and the PATCH caps are on the types, so the schema has them."""
+    nul_free = "^[^\\x00]*$"
+    runs = {p["name"]: p["schema"] for p in schema["paths"]["/admin/runs"]["get"]["parameters"]}
+    for name in ("q", "source_type", "user_id", "model"):
+        assert runs[name]["pattern"] == nul_free
+    run_id = schema["paths"]["/admin/runs/{run_id}"]["get"]["parameters"][0]["schema"]
+    assert (run_id["pattern"], run_id["maxLength"]) == (nul_free, 128)
+    patch = schema["components"]["schemas"]["RunPatch"]["properties"]
+    assert (patch["name"]["maxLength"], patch["name"]["pattern"]) == (1000, nul_free)
+    assert (patch["description"]["maxLength"], patch["description"]["pattern"]) == (
+        10_000,
+        nul_free,
+    )
+    tags = patch["tags"]
+    assert tags["maxItems"] == 100
+    assert tags["oneOf"][0]["items"] == {"type": "string", "maxLength": 200, "pattern": nul_free}
+    assert "20 levels" in str(patch["metadata"])
+    responses = schema["paths"]["/admin/runs/{run_id}"]["patch"]["responses"]
+    assert "413" in responses

@@ -85,3 +85,62 @@ def test_task_lists_have_cursors_of_their_own() -> None:
 class _FakeRow:
     def __init__(self, mapping: dict) -> None:
         self._mapping = mapping
+
+
+def forged(ordering, key: list) -> str:
+    return encode_cursor(ordering.kind, key)
+
+
+LATE = "9999-12-31T23:59:59.999999"
+EARLY = "0001-01-01T00:00:00"
+
+
+@pytest.mark.parametrize(
+    ("ordering", "key"),
+    [
+        (ORDERINGS["recent"], [f"{LATE}-00:01", "run-1"]),  # past 9999 once in UTC
+        (ORDERINGS["recent"], ["9999-12-31T23:59:59-23:59", "run-1"]),
+        (ORDERINGS["oldest"], [f"{EARLY}+00:01", "run-1"]),  # before year 1 once in UTC
+        (ORDERINGS["oldest"], [f"{EARLY}+14:00", "run-1"]),
+        (NEWEST_FIRST, [f"{LATE}-01:00", "t1"]),
+        (OLDEST_FIRST, [f"{EARLY}+01:00", "t1"]),
+        (ORDERINGS["cost"], ["1e30", "run-1"]),
+        (ORDERINGS["cost"], ["-1e30", "run-1"]),
+        (ORDERINGS["cost"], ["922337203.6854775808", "run-1"]),  # one unit past SQLite's
+        (ORDERINGS["cost"], ["1E+999999999", "run-1"]),  # past the decimal context's range
+        (ORDERINGS["cost"], ["-1E-999999999", "run-1"]),
+        (ORDERINGS["cost"], ["0.00000000001", "run-1"]),  # finer than storage keeps
+        (ORDERINGS["cost"], [1e30, "run-1"]),
+        (ORDERINGS["tokens"], [10**26, "run-1"]),
+        (ORDERINGS["tokens"], [-(10**26), "run-1"]),
+        (ORDERINGS["tokens"], [2**63, "run-1"]),
+        (ORDERINGS["tokens"], [1e26, "run-1"]),
+        (ORDERINGS["messages"], [2**31, "run-1"]),
+        (ORDERINGS["messages"], [-(2**31) - 1, "run-1"]),
+        (ORDERINGS["name"], ["a\x00", "run-1"]),
+        (ORDERINGS["name"], ["\ud800", "run-1"]),
+        (ORDERINGS["recent"], ["2026-03-01T12:00:00+00:00", "run\x00"]),
+        (ORDERINGS["recent"], ["2026-03-01T12:00:00+00:00", "run\udfff"]),
+        (ORDERINGS["recent"], ["2026-03-01T12:00:00+00:00", "r" * 129]),  # longer than any id
+        (NEWEST_FIRST, ["2026-03-01T12:00:00+00:00", "t\x00"]),
+    ],
+)
+def test_cursor_keys_no_column_can_hold_are_refused(ordering, key: list) -> None:
+    with pytest.raises(CursorError):
+        ordering.decode(forged(ordering, key))
+
+
+@pytest.mark.parametrize(
+    ("ordering", "key", "expected"),
+    [
+        (ORDERINGS["recent"], f"{LATE}+00:00", datetime.max.replace(tzinfo=UTC)),
+        (ORDERINGS["oldest"], f"{EARLY}-14:00", datetime(1, 1, 1, 14, tzinfo=UTC)),
+        (ORDERINGS["cost"], "922337203.6854775807", Decimal("922337203.6854775807")),
+        (ORDERINGS["cost"], "-922337203.6854775807", Decimal("-922337203.6854775807")),
+        (ORDERINGS["tokens"], 2**63 - 1, 2**63 - 1),
+        (ORDERINGS["tokens"], -(2**63), -(2**63)),
+        (ORDERINGS["messages"], 2**31 - 1, 2**31 - 1),
+    ],
+)
+def test_cursor_keys_at_the_columns_limits_are_kept(ordering, key, expected) -> None:
+    assert ordering.decode(forged(ordering, [key, "r" * 128])) == (expected, "r" * 128)

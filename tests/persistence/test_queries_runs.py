@@ -9,6 +9,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.models import runs_table, tasks_table
+from persistence.queries.bounds import EARLIEST_INSTANT, LATEST_INSTANT, MONEY_LIMIT
+from persistence.queries.cursor import encode_cursor
 from persistence.queries.runs import (
     ORDERINGS,
     SORTS,
@@ -198,3 +200,29 @@ async def test_purge_removes_the_run_and_its_tasks_only(engine: AsyncEngine) -> 
         left = (await conn.execute(select(tasks_table.c.id).order_by("id"))).scalars().all()
         runs = (await conn.execute(select(func.count()).select_from(runs_table))).scalar()
     assert left == ["t3", "t4"] and runs == 1
+
+
+# Each sort column's extremes, as a cursor carries them: (lowest, highest).
+COLUMN_LIMITS = {
+    "recent": (EARLIEST_INSTANT.isoformat(), LATEST_INSTANT.isoformat()),
+    "oldest": ("0001-01-01T00:00:00-14:00", "9999-12-31T23:59:59.999999+14:00"),
+    "cost": (format(-MONEY_LIMIT, "f"), format(MONEY_LIMIT, "f")),
+    "tokens": (-(2**63), 2**63 - 1),
+    "messages": (-(2**31), 2**31 - 1),
+}
+
+
+@pytest.mark.parametrize("sort", sorted(COLUMN_LIMITS))
+async def test_cursors_at_the_columns_limits_are_queries_on_both_backends(
+    engine: AsyncEngine, sort: str
+) -> None:
+    """Past the lowest key every run follows (ascending), none past the highest; the reverse
+    for largest-first sorts. Beyond the limits a cursor is refused (test_queries_cursor.py)."""
+    await insert_rows(engine, [run_row("a", 1, total_cost=Decimal("0.5"), total_tokens=9)])
+    ordering = ORDERINGS[sort]
+    lowest, highest = (
+        ordering.decode(encode_cursor(ordering.kind, [key, "a"])) for key in COLUMN_LIMITS[sort]
+    )
+    first, last = (highest, lowest) if ordering.descending else (lowest, highest)
+    assert await ids(engine, sort=sort, after=first) == ["a"]
+    assert await ids(engine, sort=sort, after=last) == []

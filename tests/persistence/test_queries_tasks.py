@@ -7,6 +7,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.models import runs_table, tasks_table
+from persistence.queries.bounds import EARLIEST_INSTANT, LATEST_INSTANT
 from persistence.queries.scope import Principal
 from persistence.queries.tasks import (
     NEWEST_FIRST,
@@ -101,3 +102,19 @@ async def test_a_user_sees_only_its_own_tasks(engine: AsyncEngine) -> None:
         assert (await get_task(conn, alice, "t5")).id == "t5"
         assert (await get_task(conn, ADMIN, "t1")).response_model == "gpt-4o-mini-2024"
         assert [r.id for r in await all_run_tasks(conn, alice, "r1")] == ["t5"]
+
+
+async def test_task_cursors_and_windows_at_the_years_limits_are_queries(
+    engine: AsyncEngine,
+) -> None:
+    await seed(engine, TASKS)
+    everything = ["t5", "t4", "t3", "t2", "t1"]
+    window = TaskFilter(since=EARLIEST_INSTANT, until=LATEST_INSTANT)
+    assert await task_ids(engine, window) == everything
+    assert await task_ids(engine, after=(LATEST_INSTANT, "")) == everything
+    assert await task_ids(engine, after=(EARLIEST_INSTANT, "")) == []
+    async with engine.connect() as conn:
+        page = await list_run_tasks(conn, ADMIN, "r1", after=(EARLIEST_INSTANT, ""))
+        assert [row.id for row in page.rows] == ["t1", "t2", "t5"]
+        page = await list_run_tasks(conn, ADMIN, "r1", after=(LATEST_INSTANT, ""))
+        assert page.rows == []

@@ -10,6 +10,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.models import runs_table, tasks_table
+from persistence.queries.bounds import EARLIEST_INSTANT, LATEST_INSTANT
 from persistence.queries.scope import Principal
 from persistence.queries.usage import UsageRow, default_window, percentile_cont, usage_report
 
@@ -42,6 +43,14 @@ def test_default_window_is_the_last_30_days() -> None:
     until = datetime(2026, 2, 1, tzinfo=UTC)
     assert default_window(None, until, now) == (datetime(2026, 1, 2, tzinfo=UTC), until)
     assert default_window(SINCE, None, now) == (SINCE, None)
+
+
+@pytest.mark.parametrize(
+    "until",
+    [EARLIEST_INSTANT, datetime(1, 1, 30, tzinfo=UTC), EARLIEST_INSTANT + timedelta(days=30)],
+)
+def test_default_window_never_starts_before_year_1(until: datetime) -> None:
+    assert default_window(None, until) == (EARLIEST_INSTANT, until)
 
 
 def task(task_id: str, at: datetime, **fields: Any) -> dict[str, Any]:
@@ -126,3 +135,10 @@ async def test_usage_window_and_scope(engine: AsyncEngine) -> None:
     assert [(r.key, r.requests) for r in rows] == [("2026-01-31", 1), ("2026-03-01", 4)]
     alice = await report(engine, "day", principal=Principal.for_user("alice"))
     assert [(r.key, r.requests) for r in alice] == [("2026-03-02", 1)]
+
+
+async def test_usage_over_every_representable_instant(engine: AsyncEngine) -> None:
+    await seed(engine)
+    rows = await report(engine, "day", since=EARLIEST_INSTANT, until=LATEST_INSTANT)
+    assert sum(row.requests for row in rows) == len(TASKS)
+    assert await report(engine, "day", since=EARLIEST_INSTANT, until=EARLIEST_INSTANT) == []
