@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert
 
-from persistence.conversation import CHAT_ENDPOINT, build_conversation, request_messages
+from persistence.conversation import build_conversation, conversation_input
 from persistence.models import runs_table as runs
 from persistence.models import tasks_table as tasks
 from persistence.rows import coalesce, run_row, task_row
@@ -233,8 +233,9 @@ def _delta_params(run_id: str, delta: RunDelta, now: datetime) -> dict[str, Any]
 
 
 async def _set_run_messages(conn: AsyncConnection, finalized: list[dict[str, Any]]) -> None:
-    """A run shows the conversation of its most recently *started* completed chat task; an
-    older task that finishes later does not overwrite it (`messages_started_at` guards)."""
+    """A run shows the conversation of its most recently *started* completed chat or Responses
+    task, whichever endpoint it used; an older task that finishes later does not overwrite it
+    (`messages_started_at` guards)."""
     latest: dict[str, dict[str, Any]] = {}
     for row in finalized:
         if _is_conversation(row):
@@ -250,13 +251,14 @@ def _is_conversation(row: dict[str, Any]) -> bool:
     return (
         row["run_id"] is not None
         and row["status"] == COMPLETED
-        and row["endpoint"] == CHAT_ENDPOINT
-        and request_messages(row["request"]) is not None
+        and conversation_input(row["endpoint"], row["request"]) is not None
     )
 
 
 def _messages_params(row: dict[str, Any]) -> dict[str, Any]:
-    conversation = build_conversation(row["request"], row["response_text"], row["tool_calls"])
+    conversation = build_conversation(
+        row["request"], row["response_text"], row["tool_calls"], endpoint=row["endpoint"]
+    )
     return {
         "m_run": row["run_id"],
         "m_messages": conversation,

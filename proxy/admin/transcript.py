@@ -2,7 +2,9 @@
 
 Each task is a turn. A chat request carries the whole conversation so far, so a turn shows
 only what is new in it: the messages after the request's last assistant message (the first
-turn shows them all, system prompt included), then the reply, then the turn's figures.
+turn shows them all, system prompt included), then the reply, then the turn's figures. A
+Responses request is read as the chat messages it converts to (`persistence.conversation`), so
+its function calls and their outputs read like a chat's tool calls and tool messages.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from persistence.conversation import conversation_input
 from proxy.admin.serialize import decimal_text, timestamp
 
 _TEXT_PARTS = {"text", "input_text", "output_text"}
@@ -50,7 +53,7 @@ def _turn(number: int, task: Any) -> list[str]:
     lines = [f"## Turn {number}{label} — {timestamp(task.created_at)}", ""]
     if task.endpoint != "/v1/chat/completions":
         lines += [f"`{task.endpoint}`", ""]
-    for role, text in _new_inputs(task.request):
+    for role, text in _new_inputs(task.endpoint, task.request):
         lines += [f"**{role}**", "", text or "*(empty)*", ""]
     if task.response_text or task.tool_calls:
         lines += ["**Assistant**", "", task.response_text or "", *_tool_calls(task.tool_calls), ""]
@@ -59,10 +62,12 @@ def _turn(number: int, task: Any) -> list[str]:
     return [*lines, f"*{_figures(task)}*", ""]
 
 
-def _new_inputs(request: Any) -> list[tuple[str, str]]:
+def _new_inputs(endpoint: str, request: Any) -> list[tuple[str, str]]:
     if not isinstance(request, dict):
         return []
-    messages = request.get("messages", request.get("input"))
+    messages = conversation_input(endpoint, request)
+    if messages is None:  # other endpoints: show what they were given as best we can
+        messages = request.get("messages", request.get("input"))
     if isinstance(messages, str):
         return [("User", messages)]
     if isinstance(messages, list):

@@ -116,3 +116,61 @@ async def test_messages_sent_back_through_the_sdk_continue_the_run(
     assert [task["stream"] for task in tasks] == [False, True, False]
     assert tasks[1]["time_to_first_token_ms"] is not None
     assert all(task["cost"] is not None for task in tasks)  # gpt-4o-mini has a price
+
+
+async def wait_for_reply(admin: httpx.AsyncClient, text: str) -> dict[str, Any]:
+    """The run once its messages end with the reply `text`."""
+    async with asyncio.timeout(10):
+        while True:
+            response = await admin.get(f"/admin/runs/{RUN_ID}")
+            messages = response.json().get("messages") if response.status_code == 200 else None
+            if messages and messages[-1]["content"] == text:
+                return response.json()
+            await asyncio.sleep(0.02)
+
+
+QUESTION = {"role": "user", "content": [{"type": "input_text", "text": "Name a prime."}]}
+
+
+async def test_a_responses_run_resumes_on_chat_completions(
+    engine: AsyncEngine, served, settings, tmp_path: Path
+) -> None:
+    admin_key = settings.admin.api_key
+    async with MockUpstreamServer() as upstream:
+        proxy_settings = parse_settings(proxy_config(upstream.base_url, admin_key), {})
+        recording = RecordingSettings(flush_interval=0.01, spool_dir=str(tmp_path / "spool"))
+        writer = BatchWriter(engine, PriceTable({}), recording)
+        app = create_app(proxy_settings, engine=engine, recorder=writer, log_stream=io.StringIO())
+        async with (
+            served(app) as url,
+            httpx.AsyncClient(
+                base_url=url, headers={"Authorization": f"Bearer {admin_key}"}
+            ) as admin,
+        ):
+            session = sdk(url)
+            stream = await session.responses.create(
+                model="mock/gpt-4o-mini",
+                instructions="You are terse.",
+                input=[{"role": "developer", "content": "Digits only."}, QUESTION],
+                stream=True,
+            )
+            deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+            text = "".join(deltas)
+            before = await wait_for_reply(admin, text)
+            resumed = (await admin.get(f"/admin/runs/{RUN_ID}/messages")).json()["messages"]
+            follow_up = {"role": "user", "content": "Another?"}
+            again = await session.chat.completions.create(
+                model="mock/gpt-4o-mini", messages=[*resumed, follow_up]
+            )
+            after = await wait_for_reply(admin, again.choices[0].message.content)
+            await session.close()
+
+    assert resumed == before["messages"]
+    assert resumed == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "system", "content": "Digits only."},  # developer, as every chat upstream reads it
+        {"role": "user", "content": "Name a prime."},
+        {"role": "assistant", "content": text},
+    ]
+    assert after["messages"][:-1] == [*resumed, follow_up]
+    assert (before["message_count"], after["message_count"], after["task_count"]) == (4, 6, 2)

@@ -86,3 +86,28 @@ def test_tool_calls_and_other_endpoints() -> None:
     assert "`/v1/responses`" in text and "**User**\n\nWhat is up?" in text
     assert '- calls `lookup({"q":1})`' in text and "TTFT 88 ms" in text
     assert "`/v1/completions`" in text and "**User**\n\nOnce upon" in text
+
+
+def test_a_responses_turn_reads_like_chat() -> None:
+    request = {
+        "instructions": "Use tools.",
+        "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "old question"}]},
+            {"type": "reasoning", "id": "rs_1", "summary": []},
+            {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "42"},
+            {"role": "developer", "content": "Answer in words."},
+        ],
+    }
+    responses = task(request, endpoint="/v1/responses", response_text="Forty-two")
+    text = render_markdown(RUN, [responses])
+    assert "old question" not in text and "Use tools." not in text and "rs_1" not in text
+    assert "**Tool (call_1)**\n\n42" in text
+    assert "**System**\n\nAnswer in words." in text
+    assert "**Assistant**\n\nForty-two" in text
+
+
+def test_a_first_responses_turn_shows_its_instructions() -> None:
+    request = {"instructions": "Be terse.", "input": [{"role": "user", "content": "Hi"}]}
+    text = render_markdown(RUN, [task(request, endpoint="/v1/responses")])
+    assert "**System**\n\nBe terse.\n\n**User**\n\nHi" in text
