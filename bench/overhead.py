@@ -10,7 +10,9 @@ After each recorded phase it checks the database holds a task for every response
 
 On a machine with 2+ CPUs the single-worker proxy is pinned to CPU 0 and the fake and the load
 generator to the others, so they do not steal the proxy's core (`--no-pin` turns this off);
-the workers comparison runs unpinned. `--servers` compares uvicorn and granian instead.
+the workers comparison runs unpinned. `--servers` compares ASGI servers instead: uvicorn and
+granian by default, or a list such as `--servers uvicorn,edge,h11` (uvicorn's HTTP protocols:
+stock httptools, airuns' edge protocol, h11 with a head-size limit; docs/server-choice.md).
 Prints tables and writes JSON to bench/results/.
 """
 
@@ -36,6 +38,7 @@ from records import TaskCounts  # noqa: E402
 from report import format_medians, format_rows, format_verdicts, markdown, verdicts  # noqa: E402
 from servers import (  # noqa: E402
     REPO,
+    SERVERS,
     Process,
     granian_available,
     start_airuns,
@@ -101,7 +104,12 @@ def _parser() -> argparse.ArgumentParser:
         "--keep", action="store_true", help="keep the temp dir (configs, logs, databases)"
     )
     parser.add_argument(
-        "--servers", action="store_true", help="compare uvicorn and granian (docs/server-choice)"
+        "--servers",
+        nargs="?",
+        const="uvicorn,granian",
+        metavar="NAMES",
+        help="compare ASGI servers (docs/server-choice.md), alternated round by round: "
+        f"a comma-separated subset of {','.join(SERVERS)} (default: uvicorn,granian)",
     )
     parser.add_argument(
         "--ab",
@@ -287,12 +295,16 @@ class Run:
                 self._proxy(f"{label}#{round_}", url, latency=True, source=source)
 
     def _compare_servers(self) -> None:
-        """uvicorn (uvloop + httptools) vs granian, same app factory, alternated rounds."""
-        if not granian_available():
-            raise SystemExit("bench: --servers needs granian (pip install granian)")
+        """ASGI servers (or uvicorn protocols) with the same app factory, alternated rounds;
+        the first one named is the reference of the CPU ratios."""
+        names = self.args.servers.split(",")
+        if unknown := set(names) - set(SERVERS):
+            raise SystemExit(f"bench: unknown servers {sorted(unknown)}; known: {SERVERS}")
+        if "granian" in names and not granian_available():
+            raise SystemExit("bench: --servers granian needs granian (pip install granian)")
         self._direct()
         for round_ in range(1, self.args.rounds + 1):
-            for server_name in ("uvicorn", "granian"):
+            for server_name in names:
                 section = f"{server_name}#{round_}"
                 url = self._sqlite_url(section.replace("#", "-"))
                 config = write_config(

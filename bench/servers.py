@@ -20,6 +20,14 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 ASGI_FACTORY = "proxy.asgi:create_from_environment"
+# uvicorn's HTTP protocol per server name: stock httptools, airuns' edge (default
+# server_limits), h11 with its only head limit set to the same 64 KiB.
+UVICORN_HTTP = {
+    "uvicorn": ["--http", "httptools"],
+    "edge": ["--http", "proxy.server:EdgeProtocol"],
+    "h11": ["--http", "h11", "--h11-max-incomplete-event-size", "65536"],
+}
+SERVERS = (*UVICORN_HTTP, "granian")
 
 
 class Process:
@@ -164,7 +172,8 @@ def start_asgi_server(
     cpus: set[int] | None = None,
     source: Path = REPO,
 ) -> Process:
-    """The app factory under a bare ASGI server, one worker (migrations are run first)."""
+    """The app factory under a bare ASGI server, one worker (migrations are run first).
+    `server` is one of SERVERS: uvicorn with one of its HTTP protocols, or granian."""
     env = os.environ | {"AIRUNS_CONFIG": str(config), "PYTHONPATH": str(source)}
     subprocess.run(
         [sys.executable, "-m", "proxy.cli", "migrate", "--config", str(config)],
@@ -174,9 +183,9 @@ def start_asgi_server(
         capture_output=True,
     )
     port = free_port()
-    if server == "uvicorn":
+    if server in UVICORN_HTTP:
         argv = [sys.executable, "-m", "uvicorn", "--factory", ASGI_FACTORY, "--port", str(port)]
-        argv += ["--loop", "uvloop", "--http", "httptools", "--lifespan", "on"]
+        argv += ["--loop", "uvloop", *UVICORN_HTTP[server], "--lifespan", "on"]
         argv += ["--no-access-log", "--log-level", "warning"]
     elif server == "granian":
         granian = _granian()

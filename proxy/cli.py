@@ -58,9 +58,8 @@ _START_MIGRATION_TIMEOUT = 15.0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from persistence.migrate import migrate
+    from proxy.server import ServerConfig, run_server
 
     settings = load(args)
     if args.config:
@@ -74,19 +73,20 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     _stop_signals_exit_cleanly()
-    uvicorn.run(
+    config = ServerConfig(
         "proxy.asgi:create_from_environment",
+        limits=settings.server_limits,
         factory=True,
         host=args.host or settings.server.host,
         port=args.port or settings.server.port,
         workers=args.workers or settings.server.workers,
         loop="uvloop",
-        http="httptools",
         lifespan="on",
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=int(settings.shutdown.grace_period),
     )
+    run_server(config)
     return 0
 
 

@@ -13,12 +13,29 @@ from typing import Any
 import httpx
 import uvicorn
 
+from proxy.server import ServerConfig
+from proxy.settings import ServerLimits
+
 
 @asynccontextmanager
 async def serve_asgi(app: Any) -> AsyncIterator[str]:
-    """`app` under a real uvicorn server on a free loopback port, in this event loop."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="none"
+    """`app` (an `AirunsApp`) on a free loopback port, in this event loop, under the server
+    `airuns serve` runs: uvicorn with the edge protocol and the app's `server_limits`."""
+    async with serve_limited(app, app.state.settings.server_limits) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serve_limited(app: Any, limits: ServerLimits) -> AsyncIterator[str]:
+    """Any ASGI `app` under the production server with `limits` (edge tests use raw apps)."""
+    config = ServerConfig(
+        app,
+        limits=limits,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        loop="none",
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
