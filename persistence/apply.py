@@ -8,14 +8,13 @@ nothing twice, and several writers sharing one Postgres stay exact.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert
@@ -24,6 +23,7 @@ from persistence.conversation import build_conversation, conversation_input
 from persistence.models import runs_table as runs
 from persistence.models import tasks_table as tasks
 from persistence.rows import coalesce, run_row, task_row
+from persistence.storable import storable_record
 from persistence.types import JSONType, Money, UTCDateTime
 from pricing.table import PriceTable
 from proxy.recording import (
@@ -70,7 +70,7 @@ class RunDelta:
 async def apply_batch(
     conn: AsyncConnection, records: Sequence[CallRecord], prices: PriceTable
 ) -> None:
-    records = coalesce(records)
+    records = [storable_record(record) for record in coalesce(records)]
     if not records:
         return
     await _create_runs(conn, records)
@@ -122,18 +122,18 @@ async def _merge_run_metadata(conn: AsyncConnection, records: list[CallRecord]) 
         statement = update(runs).where(runs.c.id == bindparam("run")).values(metadata=merged)
         await conn.execute(statement, [{"run": run, "patch": patch} for run, patch in patches])
         return
-    for run_id, patch in patches:  # SQLite: json_set per key (json_patch would merge deeply)
-        pairs: list[Any] = []
-        for key, value in patch.items():
-            pairs += [_json_path(key), func.json(json.dumps(value))]
-        merged = func.json_set(runs.c.metadata, *pairs, type_=JSONType)
-        await conn.execute(update(runs).where(runs.c.id == run_id).values(metadata=merged))
-
-
-def _json_path(key: str) -> str:
-    """SQLite JSON path of a top-level key: a quoted label, so dots and brackets stay literal
-    (SQLite has no escape for a double quote inside one: such quotes are dropped)."""
-    return '$."' + key.replace('"', "") + '"'
+    # SQLite: merged here, under the write lock this transaction already holds (the run insert
+    # took it), so no other writer can interleave; JSON paths could not name every key.
+    stored = select(runs.c.id, runs.c.metadata).where(runs.c.id.in_({run for run, _ in patches}))
+    merged = {run: dict(metadata or {}) for run, metadata in await conn.execute(stored)}
+    for run_id, patch in patches:
+        merged.setdefault(run_id, {}).update(patch)
+    statement = (
+        update(runs)
+        .where(runs.c.id == bindparam("run"))
+        .values(metadata=bindparam("merged", type_=JSONType))
+    )
+    await conn.execute(statement, [{"run": run, "merged": merged[run]} for run in sorted(merged)])
 
 
 async def _insert_tasks(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:

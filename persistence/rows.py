@@ -9,18 +9,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
+from persistence.conversation import CHAT_ENDPOINT, RESPONSES_ENDPOINT
 from persistence.naming import generate_run_name
 from persistence.types import quantize_money
 from pricing.cost import compute_cost, price_dict
 from pricing.table import PriceTable
 from pricing.usage import Usage
-from proxy.recording import CallRecord
+from proxy.recording import ERROR, CallRecord, RunInfo
 
 log = logging.getLogger(__name__)
 
+# No single call costs a million dollars: usage priced at that much is not believed (and a few
+# such costs would overflow a run's total). The task is recorded unpriced instead.
+MAX_CALL_COST = Decimal(1_000_000)
+
 _GENERATION_EXCLUDED = ("messages", "input")
+# Endpoints whose request holds a user's message to name a run after (an embeddings `input`
+# or a completions `prompt` is not one: those runs get the date form).
+_NAMED_FROM_REQUEST = (CHAT_ENDPOINT, RESPONSES_ENDPOINT)
 
 
 def coalesce(records: Iterable[CallRecord]) -> list[CallRecord]:
@@ -40,13 +49,47 @@ def coalesce(records: Iterable[CallRecord]) -> list[CallRecord]:
     return list(chosen.values())
 
 
+def closing_record(record: CallRecord, reason: str) -> CallRecord:
+    """What is stored of a final record the database refused: the task closed as `error` with
+    `reason`, keeping only identity and timings, each within what a column holds (no bodies,
+    no usage, no run metadata: one of them is what was refused)."""
+    run = RunInfo(record.run.id) if record.run is not None else None
+    http_status = record.http_status
+    return CallRecord(
+        task_id=record.task_id,
+        run=run,
+        task_name=record.task_name,
+        user_id=record.user_id,
+        owner=record.owner,
+        endpoint=record.endpoint,
+        provider=record.provider,
+        model=record.model,
+        upstream_model=record.upstream_model,
+        stream=record.stream,
+        status=ERROR,
+        started_at=record.started_at,
+        http_status=http_status if http_status is not None and 100 <= http_status < 600 else None,
+        error_message=f"airuns could not store this call's record: {reason}",
+        upstream_latency_ms=_duration(record.upstream_latency_ms),
+        ttft_ms=_duration(record.ttft_ms),
+        total_time_ms=_duration(record.total_time_ms),
+        overhead_ms=_duration(record.overhead_ms),
+        completed_at=record.completed_at,
+        instance_id=record.instance_id,
+    )
+
+
+def _duration(ms: float | None) -> float | None:
+    return ms if ms is not None and 0 <= ms < 1e12 else None
+
+
 def run_row(record: CallRecord) -> dict[str, Any]:
     """The run a record creates when its `X-Run-Id` is new."""
     assert record.run is not None
     request = record.request if isinstance(record.request, dict) else {}
     return {
         "id": record.run.id,
-        "name": record.run.name or generate_run_name(record.request, record.started_at),
+        "name": record.run.name or generate_run_name(_naming_request(record), record.started_at),
         "source_type": record.run.source_type,
         "source_id": record.run.source_id,
         "metadata": record.run.metadata or {},
@@ -59,6 +102,10 @@ def run_row(record: CallRecord) -> dict[str, Any]:
         "updated_at": record.started_at,
         "last_message_at": record.started_at,
     }
+
+
+def _naming_request(record: CallRecord) -> dict[str, Any] | None:
+    return record.request if record.endpoint in _NAMED_FROM_REQUEST else None
 
 
 def task_row(record: CallRecord, prices: PriceTable) -> dict[str, Any]:
@@ -115,6 +162,10 @@ def price_columns(record: CallRecord, prices: PriceTable) -> dict[str, Any]:
     except Exception:  # a pricing bug must not cost us the record: it stays unpriced
         log.exception("pricing failed for task %s", record.task_id)
         return dict.fromkeys(columns)
+    if cost is not None and cost.total_cost >= MAX_CALL_COST:
+        log.warning("task %s would cost $%s: impossible usage, left unpriced", record.task_id,
+                    cost.total_cost)  # fmt: skip
+        cost = None
     if cost is not None:
         columns["cost"] = quantize_money(cost.total_cost)
         columns["input_cost"] = quantize_money(cost.input_cost)

@@ -8,8 +8,10 @@ to an on-disk spool when the database cannot take them.
   in one transaction (`apply_batch`, idempotent: a batch applied twice — after a lost commit
   acknowledgement, or replayed from a spool after a crash — counts nothing twice). Transient
   errors are retried with capped exponential backoff, the batch staying at the head of the
-  line; a batch failing otherwise is retried task by task, so one bad record is refused (counted
-  in `failed`) instead of blocking the rest.
+  line. A batch failing otherwise (a permanent error: the database will never take it as it is)
+  is split until the refused records stand alone; each is appended to the dead-letter file
+  beside the spool (`persistence.deadletter`), its task is closed as `error`, and it is counted
+  in `rejected`. Nothing refused is retried, from memory or from a spool.
 - Overflow policy — nothing final is dropped: memory holds at most `queue_size` records, and,
   while the database fails or a write hangs (10 s), none for longer than `spool_after`
   seconds (a database merely behind under load is left to catch up); beyond either, the
@@ -36,6 +38,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -45,11 +48,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.apply import apply_batch
 from persistence.backlog import Backlog
-from persistence.failures import is_transient
+from persistence.deadletter import append_dead_letter
+from persistence.failures import describe_refusal, is_transient
 from persistence.instances import beat, forget, new_instance_id
 from persistence.models import tasks_table
 from persistence.recovery import Recovery
-from persistence.rows import coalesce
+from persistence.rows import closing_record, coalesce
 from persistence.spool import Spool
 from pricing.table import PriceTable
 from proxy.recording import CallRecord
@@ -112,7 +116,7 @@ class BatchWriter:
         self.written = 0  # records committed
         self.spooled = 0  # records appended to the spool (some are then written, too)
         self.dropped = 0  # records lost: the spool was unusable, or submitted after stop
-        self.failed = 0  # records the database refused for good
+        self.rejected = 0  # records the database refused for good (in the dead-letter file)
         self.retries = 0  # transient database errors retried (writes and heartbeats)
 
     @property
@@ -126,7 +130,7 @@ class BatchWriter:
             "backlog": len(self._backlog),
             "spooled": self._backlog.spooled,
             "dropped": self.dropped,
-            "failed": self.failed,
+            "rejected": self.rejected,
         }
 
     def submit(self, record: CallRecord) -> None:
@@ -248,29 +252,54 @@ class BatchWriter:
                 self._active.discard(record.task_id)
 
     async def _write(self, batch: Sequence[CallRecord]) -> None:
+        """Write `batch`; what the database refuses for good is isolated (see `_refuse`), so
+        one bad record never holds up the others and is never retried as it is."""
         if not batch:
             return
         self._writing_since = self._clock()
+        copies = Counter(record.task_id for record in batch)
         try:
-            await self._apply_until_done(batch)
-        except Exception:
-            log.warning("batch of %d records refused; retrying task by task", len(batch))
-            for record in coalesce(batch):
-                await self._write_alone(record, batch)
-        else:
-            self.written += len(batch)
+            await self._write_isolating(coalesce(batch), copies)
         finally:
             self._writing_since = None
 
-    async def _write_alone(self, record: CallRecord, batch: Sequence[CallRecord]) -> None:
-        records = [r for r in batch if r.task_id == record.task_id]
+    async def _write_isolating(self, records: list[CallRecord], copies: Counter[str]) -> None:
+        """Apply `records`; on a permanent error, halve the batch until the records that cause
+        it stand alone: log2(batch) extra transactions per refused record."""
         try:
             await self._apply_until_done(records)
-        except Exception:
-            log.exception("the database refused task %s; its records are dropped", record.task_id)
-            self.failed += len(records)
+        except Exception as error:  # transient errors were retried: this one is permanent
+            if len(records) == 1:
+                await self._refuse(records[0], error, copies[records[0].task_id])
+                return
+            middle = len(records) // 2
+            await self._write_isolating(records[:middle], copies)
+            await self._write_isolating(records[middle:], copies)
         else:
-            self.written += len(records)
+            self.written += sum(copies[record.task_id] for record in records)
+
+    async def _refuse(self, record: CallRecord, error: Exception, copies: int) -> None:
+        """The database refused this record for good: keep it in the dead-letter file, and
+        close its task as `error` with a record that holds nothing but what can be stored, so
+        the task never stays `pending`/`streaming`. Never raises: the write loop goes on."""
+        self.rejected += copies
+        reason = describe_refusal(error)
+        try:
+            path = await asyncio.to_thread(
+                append_dead_letter, self._settings.spool_dir, record, reason, self.instance_id
+            )
+        except Exception:  # OSError, or a record the file's JSON cannot hold
+            log.error("the database refused task %s (%s); it could not be dead-lettered",
+                      record.task_id, reason, exc_info=True)  # fmt: skip
+        else:
+            log.error("the database refused task %s (%s); its record is in %s",
+                      record.task_id, reason, path)  # fmt: skip
+        if not record.is_final:  # its final record may still be stored, and close the task
+            return
+        try:
+            await self._apply_until_done([closing_record(record, reason)])
+        except Exception:
+            log.exception("could not close task %s after its record was refused", record.task_id)
 
     async def _apply_until_done(self, records: Sequence[CallRecord]) -> None:
         """Apply in one transaction, retrying transient errors; other errors propagate."""

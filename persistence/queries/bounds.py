@@ -14,7 +14,6 @@ because past them the driver or the database fails (a 500), or worse, answers wr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,6 +22,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, String
 from sqlalchemy.types import TypeEngine
 
+from persistence.storable import UNSTORABLE
 from persistence.types import MONEY_SCALE, Money, UTCDateTime, quantize_money
 
 EARLIEST_INSTANT = datetime.min.replace(tzinfo=UTC)
@@ -36,12 +36,11 @@ MONEY_LIMIT = Decimal(2**63 - 1).scaleb(-MONEY_SCALE)  # 922337203.6854775807 US
 # OpenAPI schema publishes it). Lone surrogates stay out of it: UTF-8 cannot spell them, so only
 # a JSON escape makes one, and a surrogate range in a pattern breaks Rust-based schema tools.
 NUL_FREE_PATTERN = r"^[^\x00]*$"
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 def text_problem(text: str) -> str | None:
     """Why the databases cannot store `text`, or None when they can."""
-    found = _UNSTORABLE.search(text)
+    found = UNSTORABLE.search(text)
     if found is None:
         return None
     return "contains a NUL character" if found.group() == "\x00" else "contains a lone surrogate"

@@ -180,6 +180,75 @@ async def test_only_completed_chat_tasks_set_messages(records, probe) -> None:
     assert run.messages == [user("q"), {"role": "assistant", "content": "ok"}]
 
 
+RESPONSES = "/v1/responses"
+
+
+def responses_request(input_: object, **fields: object) -> dict:
+    return {"model": "m", "instructions": "Be terse.", "input": input_, **fields}
+
+
+async def test_a_responses_task_sets_chat_shaped_messages(records, probe) -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    history = [
+        user("weather?"),
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {"type": "function_call", "call_id": "call_0", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_0", "output": "sunny"},
+    ]
+    reply = {"response_text": "Sunny.", "tool_calls": [call]}
+    await probe.apply(
+        records.make("r1", endpoint=RESPONSES, request=responses_request(history), **reply)
+    )
+    run = await probe.run()
+    assert run.messages == [
+        {"role": "system", "content": "Be terse."},
+        user("weather?"),
+        {"role": "assistant", "content": None, "tool_calls": [call | {"id": "call_0"}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "sunny"},
+        {"role": "assistant", "content": "Sunny.", "tool_calls": [call]},
+    ]
+    assert run.message_count == 5
+
+
+async def test_the_latest_started_task_wins_across_chat_and_responses(records, probe) -> None:
+    chat = records.make(
+        "chat", started=0, duration=30, request=chat_request(user("c")), response_text="C"
+    )
+    responses = records.make(
+        "resp", started=10, endpoint=RESPONSES, request=responses_request("r"), response_text="R"
+    )
+    later_chat = records.make(
+        "chat2", started=20, request=chat_request(user("c2")), response_text="C2"
+    )
+    await probe.apply(responses)
+    await probe.apply(chat)  # started first, finished last: must not overwrite
+    assert (await probe.run()).messages[1:] == [user("r"), {"role": "assistant", "content": "R"}]
+    await probe.apply(later_chat)  # a later-started chat task replaces the Responses one
+    assert (await probe.run()).messages == [user("c2"), {"role": "assistant", "content": "C2"}]
+    later_responses = records.make(
+        "resp2", started=30, endpoint=RESPONSES, request={"input": "r2"}, response_text="R2"
+    )
+    await probe.apply(later_responses)  # and a later-started Responses task replaces that
+    run = await probe.run()
+    assert run.messages == [user("r2"), {"role": "assistant", "content": "R2"}]
+    assert run.message_count == 2
+
+
+async def test_responses_tasks_without_input_or_not_completed_leave_messages(
+    records, probe
+) -> None:
+    await probe.apply(
+        records.make("chat", started=0, request=chat_request(user("q")), response_text="ok"),
+        records.make("failed", started=1, endpoint=RESPONSES, status="error",
+                     request=responses_request("x")),
+        records.make("truncated", started=2, endpoint=RESPONSES,
+                     request={"model": "m", "_truncated": True, "_bytes": 2_000_000}),
+        records.make("hostile", started=3, endpoint=RESPONSES, request={"input": {"a": [1]}}),
+    )  # fmt: skip
+    run = await probe.run()
+    assert run.messages == [user("q"), {"role": "assistant", "content": "ok"}]
+
+
 async def test_tasks_without_a_run_create_no_run(records, probe) -> None:
     await probe.apply(records.make("t1", run=None, status="pending"))
     await probe.apply(records.make("t1", run=None))
@@ -221,3 +290,48 @@ async def test_metadata_merges_top_level_keys_alike_on_both_databases(records, p
     run = await probe.run()
     # a sent key replaces the stored one whole (no deep merge); null is kept as a value
     assert run.metadata == {"env": {"region": "us"}, "keep": True, "gone": None, "k.x": [1]}
+
+
+async def test_metadata_keys_with_quotes_and_path_characters_are_stored_once(
+    records, probe
+) -> None:
+    keys = {'c"d': 1, "a.b": 2, "$[0]": 3, "e'f": 4, 'g\\"h': 5}
+    await probe.apply(records.make("t1", run=RunInfo(id="run-1", metadata={"x": 0})))
+    await probe.apply(records.make("t2", started=1, run=RunInfo(id="run-1", metadata=keys)))
+    assert (await probe.run()).metadata == {"x": 0, **keys}
+
+
+async def test_an_embeddings_run_is_named_by_date_not_after_its_input(records, probe) -> None:
+    request = {"model": "text-embedding-3-small", "input": "a document to embed"}
+    await probe.apply(records.make("t1", endpoint="/v1/embeddings", request=request))
+    assert (await probe.run()).name == "Run - Nov 21, 2026 9:05 AM"
+
+
+async def test_values_the_databases_refuse_are_stored_by_the_storable_rule(records, probe) -> None:
+    """NUL, lone surrogates and NaN from clients and upstreams, in every kind of column."""
+    info = RunInfo(id="run-1", name="name\x00", source_type="s\ud800", metadata={"m\x00": "v"})
+    request = {
+        "model": "m",
+        "temperature": float("nan"),
+        "messages": [user("hi\x00 \ud800x"), user("\udfff")],
+    }
+    await probe.apply(
+        records.make(
+            "t1",
+            run=info,
+            request=request,
+            user_id="u\x00",
+            response_text="reply\x00\ud800",
+            tool_calls=[{"id": "c", "function": {"name": "f\x00", "arguments": "\ud800"}}],
+            finish_reason="stop\x00",
+        )
+    )
+    run = await probe.run()
+    (task,) = await probe.tasks()
+    assert (run.name, run.source_type, run.metadata) == ("name\ufffd", "s\ufffd", {"m\ufffd": "v"})
+    assert run.settings == {"model": "m", "temperature": "NaN"}
+    assert task.request["messages"] == [user("hi\ufffd \ufffdx"), user("\ufffd")]
+    assert (task.response_text, task.user_id) == ("reply\ufffd\ufffd", "u\ufffd")
+    assert task.tool_calls[0]["function"] == {"name": "f\ufffd", "arguments": "\ufffd"}
+    assert run.messages[-1]["content"] == "reply\ufffd\ufffd"
+    await probe.assert_aggregates_match_tasks()
