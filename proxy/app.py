@@ -23,9 +23,10 @@ from pricing.table import PriceTable
 from proxy.admin.errors import exception_handlers
 from proxy.admin.router import admin_router, openapi_config
 from proxy.handler import ProxyHandler
+from proxy.memory import trim_memory_periodically
 from proxy.observability import Metrics, configure_logging
 from proxy.recording import Recorder
-from proxy.service_routes import ServiceState, service_routes
+from proxy.service_routes import ServiceState, recording_status, service_routes
 from proxy.settings import Settings
 from proxy.upstream import UpstreamPool
 
@@ -71,6 +72,7 @@ def create_app(
     state = ServiceState(
         settings=settings, recorder=recorder, metrics=metrics, log=log, engine=engine
     )
+    metrics.watch_recording(lambda: recording_status(recorder))
     proxy = ProxyHandler(
         settings, pool, recorder, log=log, metrics=metrics, instance_id=instance_id
     )
@@ -79,6 +81,7 @@ def create_app(
 
     async def start() -> None:
         await pool.open()
+        background.append(asyncio.create_task(trim_memory_periodically(lambda: proxy.calls_ended)))
         if owns_engine:  # a database that was down when `serve` began is migrated once it answers
             background.append(asyncio.create_task(migrate_when_reachable(settings.database.url)))
         start_recorder = getattr(recorder, "start", None)

@@ -14,7 +14,9 @@ from typing import Any
 from pricing.usage import estimate_usage
 from proxy.capture import Capture
 from proxy.headers import Tracking
+from proxy.outcome import Outcome
 from proxy.recording import CANCELLED, CallRecord, RunInfo
+from proxy.redaction import Redactor
 
 
 @dataclass(slots=True)
@@ -33,12 +35,14 @@ class Call:
     usage_injected: bool = False
     upstream_drained: bool = False  # the upstream body was read to its end
     request: dict[str, Any] | None = None
-    http_status: int | None = None
+    http_status: int | None = None  # of the response the client has been sent, once started
+    terminal_relayed: bool = False  # the stream's terminal event has reached the client
     headers_at: float | None = None
     upstream_wait: float = 0.0
     capture: Capture | None = None
-    error_message: str | None = None
     instance_id: str | None = None
+    # The client's own credential: only ever used to mask it out of stored error text.
+    credential: str | None = field(default=None, repr=False)
     run: RunInfo | None = field(default=None)
 
     @classmethod
@@ -64,34 +68,46 @@ class Call:
             run=run,
         )
 
-    def record(self, status: str) -> CallRecord:
+    def record(self, status: str, http_status: int | None = None) -> CallRecord:
         """The record of a call under way (`pending`, `streaming`)."""
-        return CallRecord(**self._identity(status))
+        return CallRecord(**self._identity(status), http_status=http_status)
 
     def final_record(
-        self, status: str, now: float, *, keep_response: bool = True, max_text: int | None = None
+        self,
+        outcome: Outcome,
+        now: float,
+        redactor: Redactor,
+        *,
+        keep_response: bool = True,
+        max_text: int | None = None,
     ) -> CallRecord:
-        """The record of a finished call: timings and what was captured. Without
+        """The record of a finished call: its outcome, timings and what was captured. Without
         `keep_response` (capture.response_bodies: false) the reply's text and tool calls are
-        left out; text beyond `max_text` characters is truncated."""
+        left out; text beyond `max_text` characters is truncated. Credentials in the error
+        text are masked before it goes anywhere."""
         capture = self.capture or Capture(self.endpoint, started=self.started)
         total = now - self.started
         text = capture.text
-        usage, usage_source = capture.usage, "provider"
-        if usage is None and status == CANCELLED:
-            usage, usage_source = estimate_usage(self.request, text), "estimated"
+        usage, usage_source = capture.usage, "provider" if capture.usage else "missing"
+        error = outcome.error
+        if capture.usage_problem is not None:
+            usage_source = "invalid"
+            error = error or f"upstream reported invalid usage: {capture.usage_problem}"
+        elif usage is None and outcome.status == CANCELLED:
+            usage = estimate_usage(self.request, text)
+            usage_source = "estimated" if usage is not None else "missing"
         if text is not None and max_text is not None and len(text) > max_text:
             text = text[:max_text]
         return CallRecord(
-            **self._identity(status),
-            http_status=self.http_status,
+            **self._identity(outcome.status),
+            http_status=outcome.http_status,
             response_model=capture.response_model,
             response_text=text if keep_response else None,
             tool_calls=capture.tool_call_list if keep_response else None,
             finish_reason=capture.finish_reason,
-            error_message=self.error_message or capture.error_message,
+            error_message=redactor.mask(error, self.credential),
             usage=usage,
-            usage_source=usage_source if usage is not None else "missing",
+            usage_source=usage_source,
             upstream_latency_ms=_ms(self.headers_at, self.started),
             ttft_ms=capture.ttft_ms if self.stream else None,
             total_time_ms=total * 1000.0,

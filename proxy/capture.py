@@ -4,6 +4,10 @@ Pure: the relay shows each SSE event (with the time it arrived) or the whole bod
 non-streaming response; nothing here does I/O or re-encodes what is relayed. TTFT is stamped
 once, at the first *output* delta (content, tool call, refusal or reasoning), never at a
 role-only chunk.
+
+Memory is bounded whatever the upstream sends: text and tool-call arguments are kept up to
+`max_text` characters each (what is stored of them anyway), while usage, finish reason and
+status are read from every event, so token counts stay exact on a never-ending stream.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from pricing.usage import Usage, extract_usage
+from pricing.usage import InvalidUsage, Usage, extract_usage
 from proxy.jsonfast import decode_json
 from proxy.sse import SSEEvent
 
@@ -30,6 +34,9 @@ _RESPONSES_OUTPUT_DELTAS = (
     "response.audio.transcript.delta",
 )
 _SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+# Keys of a successful body: one that has any of them is not an error body.
+_RESULT_KEYS = ("choices", "data", "output", "usage")
+_COMPACT_AFTER = 512
 _RESPONSES_FINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
@@ -37,15 +44,26 @@ class Capture:
     """Accumulates one response's facts. For chat streams, `observe` returns False for the
     usage-only chunk that airuns itself asked for, so the relay can drop exactly that one."""
 
-    def __init__(self, endpoint: str, *, started: float, usage_injected: bool = False) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        started: float,
+        usage_injected: bool = False,
+        max_text: int | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.started = started
         self.usage_injected = usage_injected
+        self.max_text = max_text
         self.first_token_at: float | None = None
         self.text_parts: list[str] = []
+        self._text_room = max_text
         self.tool_calls: dict[int, dict[str, Any]] = {}
+        self._arguments_room = max_text
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.usage_problem: str | None = None  # why the reported usage was refused
         self.response_model: str | None = None
         self.error_message: str | None = None
         self.finished = False  # saw [DONE] or the Responses API's final event
@@ -77,13 +95,13 @@ class Capture:
 
     def _observe_chunk(self, obj: dict[str, Any], now: float) -> bool:
         if "error" in obj and isinstance(obj["error"], dict):
-            self.error_message = str(obj["error"].get("message") or obj["error"])
+            self.error_message = _error_text(obj["error"])
         model = obj.get("model")
         if model and self.response_model is None:
             self.response_model = model
         usage = obj.get("usage")
         if usage:
-            self.usage = extract_usage(usage) or self.usage
+            self._take_usage(usage)
         choices = obj.get("choices")
         if not choices:
             return not (self.usage_injected and usage and choices == [])
@@ -95,12 +113,12 @@ class Capture:
             text = choice.get("text")
             if text:
                 self._stamp(now)
-                self.text_parts.append(text)
+                self._add_text(text)
             return True
         content = delta.get("content")
         if content:
             self._stamp(now)
-            self.text_parts.append(content)
+            self._add_text(content)
         if delta.get("tool_calls"):
             self._stamp(now)
             self._merge_tool_calls(delta["tool_calls"])
@@ -119,23 +137,35 @@ class Capture:
             if delta.get("type"):
                 call["type"] = delta["type"]
             function = delta.get("function") or {}
-            if function.get("name"):
+            if function.get("name") and len(call["function"]["name"]) < 256:
                 call["function"]["name"] += function["name"]
-            if function.get("arguments"):
-                call["function"]["arguments"] += function["arguments"]
+            arguments = function.get("arguments")
+            if arguments and self._room_for_arguments(len(arguments)):
+                call["function"]["arguments"] += arguments
+
+    def _room_for_arguments(self, size: int) -> bool:
+        if self._arguments_room is None:
+            return True
+        if size > self._arguments_room:
+            self._arguments_room = 0
+            return False
+        self._arguments_room -= size
+        return True
 
     def _observe_responses_event(self, obj: dict[str, Any], now: float) -> None:
         kind = obj.get("type", "")
         if kind in _RESPONSES_OUTPUT_DELTAS:
             self._stamp(now)
             if kind == "response.output_text.delta":
-                self.text_parts.append(obj.get("delta") or "")
+                self._add_text(obj.get("delta") or "")
         elif kind in _RESPONSES_FINAL:
             self.finished = True
             response = obj.get("response") or {}
             self._take_responses_object(response, keep_text=True)
+            if kind == "response.failed":
+                self.error_message = _error_text(response.get("error") or "response failed")
         elif kind == "error":
-            self.error_message = str(obj.get("message") or obj.get("error") or "stream error")
+            self.error_message = _error_text(obj.get("error") or obj)
 
     # -- non-streaming -----------------------------------------------------------------------
     def observe_body(self, body: bytes) -> None:
@@ -148,11 +178,16 @@ class Capture:
                 self._take_body(obj)
 
     def _take_body(self, obj: dict[str, Any]) -> None:
+        error = obj.get("error")
+        if error and not any(key in obj for key in _RESULT_KEYS):
+            # `{"error": {...}}` with a 2xx status: the upstream failed, whatever it said.
+            self.error_message = _error_text(error)
+            return
         if self.endpoint == RESPONSES:
             self._take_responses_object(obj, keep_text=False)
             return
         self.response_model = obj.get("model") or None
-        self.usage = extract_usage(obj.get("usage"))
+        self._take_usage(obj.get("usage"))
         choices = obj.get("choices")
         if not choices or not isinstance(choices, list):
             return
@@ -161,15 +196,15 @@ class Capture:
         message = choice.get("message")
         if isinstance(message, dict):
             if isinstance(message.get("content"), str):
-                self.text_parts.append(message["content"])
+                self._add_text(message["content"])
             if message.get("tool_calls"):
                 self.tool_calls = dict(enumerate(message["tool_calls"]))
         elif isinstance(choice.get("text"), str):
-            self.text_parts.append(choice["text"])
+            self._add_text(choice["text"])
 
     def _take_responses_object(self, response: dict[str, Any], *, keep_text: bool) -> None:
         self.response_model = response.get("model") or self.response_model
-        self.usage = extract_usage(response.get("usage")) or self.usage
+        self._take_usage(response.get("usage"))
         status = response.get("status")
         if status and status != "completed":
             details = response.get("incomplete_details") or response.get("error") or {}
@@ -181,7 +216,7 @@ class Capture:
             if item.get("type") == "message" and not keep_text:
                 for part in item.get("content") or []:
                     if part.get("type") == "output_text":
-                        self.text_parts.append(part.get("text") or "")
+                        self._add_text(part.get("text") or "")
             elif item.get("type") == "function_call":
                 calls.append(
                     {
@@ -192,6 +227,31 @@ class Capture:
                 )
         if calls:
             self.tool_calls = dict(enumerate(calls))
+
+    def _take_usage(self, usage: Any) -> None:
+        """The last usage object that can be read wins; one that cannot be right leaves the
+        call without counts (and says why) instead of storing impossible ones."""
+        try:
+            found = extract_usage(usage)
+        except InvalidUsage as problem:
+            self.usage, self.usage_problem = None, str(problem)
+            return
+        if found is not None:
+            self.usage, self.usage_problem = found, None
+
+    def _add_text(self, text: str) -> None:
+        if not isinstance(text, str):
+            return
+        room = self._text_room
+        if room is None:
+            self.text_parts.append(text)
+        elif room > 0:
+            self.text_parts.append(text if len(text) <= room else text[:room])
+            self._text_room = room - len(text)
+        if len(self.text_parts) >= _COMPACT_AFTER:
+            # One string instead of thousands of small ones that would pin the allocator's
+            # arenas for as long as the stream lasts.
+            self.text_parts = ["".join(self.text_parts)]
 
     # -- results -----------------------------------------------------------------------------
     def _stamp(self, now: float) -> None:
@@ -211,3 +271,13 @@ class Capture:
     @property
     def tool_call_list(self) -> list[dict[str, Any]] | None:
         return [self.tool_calls[i] for i in sorted(self.tool_calls)] if self.tool_calls else None
+
+
+def _error_text(error: Any) -> str:
+    """An upstream error object's message (OpenAI shape), else the object as text."""
+    if isinstance(error, dict):
+        message = error.get("message")
+        if isinstance(message, str) and message:
+            return message
+    text = str(error)
+    return text if len(text) <= 1000 else text[:1000] + "..."

@@ -17,7 +17,7 @@ from typing import Any
 
 from proxy.call import Call
 from proxy.capture import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Capture
-from proxy.errors import BadRequest, Conflict, ProxyError, UpstreamTimeout, UpstreamUnreachable
+from proxy.errors import BadRequest, Conflict, ProxyError
 from proxy.exchange import (
     JSON_HEADERS,
     ClientGone,
@@ -29,24 +29,22 @@ from proxy.exchange import (
     send_response,
 )
 from proxy.headers import (
-    TRACKING_HEADERS,
+    collect_tracking,
     forwarded_headers,
     parse_tracking,
     returned_headers,
 )
 from proxy.jsonfast import decode_json
 from proxy.models_listing import list_models
-from proxy.recording import CANCELLED, COMPLETED, ERROR, PENDING, STREAMING, TIMEOUT, Recorder
-from proxy.relay import drain_stream, relay_stream
+from proxy.outcome import Outcome, client_left, refused
+from proxy.paths import ProxyPath, normalize_path
+from proxy.recording import CANCELLED, ERROR, PENDING, STREAMING, Recorder
+from proxy.redaction import Redactor, bearer_token
+from proxy.relay import drain_stream, relay_stream, relay_whole
 from proxy.routing import Router
 from proxy.settings import Settings
 from proxy.sse import SSEDecoder
-from proxy.upstream import (
-    UpstreamIdleTimeout,
-    UpstreamPool,
-    UpstreamResponse,
-    UpstreamStreamError,
-)
+from proxy.upstream import UpstreamPool, UpstreamResponse
 
 _JSON_ENDPOINTS = frozenset({CHAT, COMPLETIONS, RESPONSES, EMBEDDINGS})
 
@@ -76,35 +74,36 @@ class ProxyHandler:
         self.metrics = metrics
         self.instance_id = instance_id
         self.max_body = settings.server_limits.max_request_bytes
+        self.max_event = settings.server_limits.max_event_bytes
         self.capture_requests = settings.capture.request_bodies
         self.max_captured = settings.capture.max_body_bytes
         self.capture_responses = settings.capture.response_bodies
+        self.redactor = Redactor(p.api_key for p in settings.providers.values())
         self._drains: set[asyncio.Task[None]] = set()
         self._claimed: set[str] = set()  # client-chosen task ids of calls under way here
+        self.calls_ended = 0
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         arrived = time.perf_counter()  # "request received": TTFT and latency count from here
-        tracked: dict[bytes, bytes] = {}
-        declared_length = None
-        for name, value in scope["headers"]:
-            if name in TRACKING_HEADERS:
-                tracked[name] = value
-            elif name == b"content-length":
-                declared_length = value
+        headers = scope["headers"]
         task_id = new_task_id()
         try:
-            tracking = parse_tracking(tracked)
+            tracking = parse_tracking(collect_tracking(headers))
             task_id = tracking.task_id or task_id
-            body = await read_body(receive, self.max_body, declared_length)
+            path = normalize_path(
+                scope.get("raw_path") or scope["path"].encode(), scope.get("query_string", b"")
+            )
+            body = await read_body(receive, self.max_body, _header(headers, b"content-length"))
         except ProxyError as error:
             await send_error(send, error, [(b"x-task-id", task_id.encode())])
             return
         except ClientGone:
             return
-        if scope["method"] == "GET" and scope["path"] == "/v1/models":
-            await self._send_models(send, task_id, scope["headers"])
+        if scope["method"] == "GET" and path.endpoint == "/v1/models":
+            await self._send_models(send, task_id, headers)
             return
-        call = Call.begin(task_id, tracking, scope["path"], scope["method"], arrived)
+        call = Call.begin(task_id, tracking, path.endpoint, scope["method"], arrived)
+        call.credential = bearer_token(_header(headers, b"authorization"))
         claimed = tracking.track and tracking.task_id is not None
         if claimed and task_id in self._claimed:
             await send_error(send, _duplicate(task_id), [(b"x-task-id", task_id.encode())])
@@ -112,13 +111,13 @@ class ProxyHandler:
         if claimed:  # held until the call ends, so a concurrent duplicate is refused too
             self._claimed.add(task_id)
         try:
-            await self._proxy(scope, receive, send, call, body)
+            await self._proxy(scope, receive, send, call, path, body)
         finally:
             if claimed:
                 self._claimed.discard(task_id)
 
     async def _proxy(
-        self, scope: dict, receive: Receive, send: Send, call: Call, body: bytes
+        self, scope: dict, receive: Receive, send: Send, call: Call, path: ProxyPath, body: bytes
     ) -> None:
         tracking, task_id, endpoint = call.tracking, call.task_id, call.endpoint
         ids = [(b"x-task-id", task_id.encode())]
@@ -135,7 +134,7 @@ class ProxyHandler:
         call.instance_id = self.instance_id
         if tracking.track:
             self.recorder.submit(call.record(PENDING))
-        await self._forward(scope, receive, send, call, body, ids)
+        await self._forward(scope, receive, send, call, path, body, ids)
 
     def _parse_body(self, scope: dict, endpoint: str, body: bytes) -> Any:
         if not body or scope["method"] in ("GET", "HEAD"):
@@ -160,7 +159,11 @@ class ProxyHandler:
         call.provider, call.model, call.upstream_model = route.provider, model, route.upstream_model
         if not isinstance(request, dict):
             return body
-        call.stream = request.get("stream") is True and call.endpoint in _JSON_ENDPOINTS
+        if call.endpoint in _JSON_ENDPOINTS:
+            stream = request.get("stream")
+            if stream is not None and not isinstance(stream, bool):
+                raise BadRequest("'stream' must be a boolean", param="stream")
+            call.stream = stream is True
         if track and self.capture_requests:
             call.request = (
                 request if len(body) <= self.max_captured else _truncated(request, len(body))
@@ -185,59 +188,68 @@ class ProxyHandler:
         return bool(exists and await exists(task_id))
 
     async def _forward(
-        self, scope: dict, receive: Receive, send: Send, call: Call, body: bytes, ids: list
+        self,
+        scope: dict,
+        receive: Receive,
+        send: Send,
+        call: Call,
+        path: ProxyPath,
+        body: bytes,
+        ids: list,
     ) -> None:
         provider = self.pool.providers[call.provider]
         headers = forwarded_headers(scope["headers"], provider.api_key)
-        # strip "/v1" (provider base URLs end in it); raw, so %2F and friends stay encoded
-        path = (scope.get("raw_path") or scope["path"].encode())[3:].decode("latin-1")
-        if scope.get("query_string"):
-            path += "?" + scope["query_string"].decode("latin-1")
+        track = call.tracking.track
         call.capture = Capture(
-            call.endpoint, started=call.started, usage_injected=call.usage_injected
+            call.endpoint,
+            started=call.started,
+            usage_injected=call.usage_injected,
+            max_text=self.max_captured if track else 0,
         )
         watcher = DisconnectWatcher(receive)
         watcher.start()
         upstream: UpstreamResponse | None = None
-        decoder = SSEDecoder()
-        status = ERROR
+        decoder = SSEDecoder(self.max_event)
+        outcome = Outcome(ERROR, None, "airuns failed while relaying the call")
         try:
             sent_at = time.perf_counter()
             upstream = await self.pool.send(
-                call.provider, scope["method"], path, headers, body or None, stream=call.stream
-            )
+                call.provider, scope["method"], path.upstream, headers, body or None,
+                stream=call.stream,
+            )  # fmt: skip
             call.headers_at = time.perf_counter()
             call.upstream_wait += call.headers_at - sent_at
-            call.http_status = upstream.status
             response_headers = returned_headers(upstream.headers) + ids
             if upstream.is_event_stream:
-                if call.tracking.track:
-                    self.recorder.submit(call.record(STREAMING))
-                status = await relay_stream(call, upstream, send, response_headers, decoder)
+                if track:
+                    self.recorder.submit(call.record(STREAMING, upstream.status))
+                outcome = await relay_stream(call, upstream, send, response_headers, decoder)
             else:
-                status = await self._relay_whole(call, upstream, send, response_headers)
+                keep = self.max_captured if track else 0
+                outcome = await relay_whole(call, upstream, send, response_headers, keep)
         except ProxyError as error:
-            call.http_status = error.status
-            call.error_message = error.message
-            status = TIMEOUT if isinstance(error, UpstreamTimeout) else ERROR
+            outcome = refused(error)
             await _send_error_quietly(send, error, ids)
         except asyncio.CancelledError:
             if not watcher.disconnected:
                 raise
-            status = CANCELLED
-            call.http_status = 499 if call.http_status is None else call.http_status
+            outcome = client_left(call.capture, call.http_status, call.terminal_relayed)
         finally:
             watcher.stop()
-            if status == CANCELLED:
-                call.error_message = "client disconnected"
-            draining = status == CANCELLED and self._start_drain(call, upstream, decoder)
+            draining = outcome.status == CANCELLED and self._start_drain(
+                call, upstream, decoder, outcome
+            )
             if not draining:  # else the drain task closes the upstream and finishes the call
                 if upstream is not None:  # back to the pool only when its body was read whole
                     upstream.release() if call.upstream_drained else upstream.close()
-                self._finish(call, status)
+                self._finish(call, outcome)
 
     def _start_drain(
-        self, call: Call, upstream: UpstreamResponse | None, decoder: SSEDecoder
+        self,
+        call: Call,
+        upstream: UpstreamResponse | None,
+        decoder: SSEDecoder,
+        outcome: Outcome,
     ) -> bool:
         """With `on_client_disconnect: drain`, read the rest of a stream in the background
         (bounded by drain_timeout and max_drains) so the task gets the provider's usage."""
@@ -250,53 +262,40 @@ class ProxyHandler:
             or len(self._drains) >= capture.max_drains
         ):
             return False
-        task = asyncio.get_running_loop().create_task(self._drain(call, upstream, decoder))
+        drain = self._drain(call, upstream, decoder, outcome)
+        task = asyncio.get_running_loop().create_task(drain)
         self._drains.add(task)
         task.add_done_callback(self._drains.discard)
         return True
 
-    async def _drain(self, call: Call, upstream: UpstreamResponse, decoder: SSEDecoder) -> None:
+    async def _drain(
+        self, call: Call, upstream: UpstreamResponse, decoder: SSEDecoder, outcome: Outcome
+    ) -> None:
         try:
             await drain_stream(call, upstream, decoder, self.settings.capture.drain_timeout)
         finally:
             upstream.close()
-            self._finish(call, CANCELLED)
+            self._finish(call, outcome)
 
     async def wait_for_drains(self) -> None:
         """Shutdown: let background drains end (each is bounded by drain_timeout)."""
         if self._drains:
             await asyncio.gather(*self._drains, return_exceptions=True)
 
-    async def _relay_whole(
-        self, call: Call, upstream: UpstreamResponse, send: Send, headers: list
-    ) -> str:
-        t = time.perf_counter()
-        try:
-            payload = await upstream.read()
-        except UpstreamStreamError as exc:
-            call.error_message = f"upstream broke off the response: {exc}"
-            raise UpstreamUnreachable(call.error_message) from None
-        except UpstreamIdleTimeout:
-            call.error_message = "upstream stalled while sending its response"
-            raise UpstreamTimeout(call.error_message) from None
-        call.upstream_drained = True
-        call.upstream_wait += time.perf_counter() - t
-        headers.append((b"content-length", str(len(payload)).encode()))
-        await send_response(send, upstream.status, headers, payload)
-        if call.tracking.track:
-            call.capture.observe_body(payload)
-            if upstream.status >= 400:
-                call.error_message = _error_message(payload)
-        return COMPLETED if upstream.status < 400 else ERROR
-
-    def _finish(self, call: Call, status: str) -> None:
+    def _finish(self, call: Call, outcome: Outcome) -> None:
+        self.calls_ended += 1
         now = time.perf_counter()
         record = call.final_record(
-            status, now, keep_response=self.capture_responses, max_text=self.max_captured
+            outcome,
+            now,
+            self.redactor,
+            keep_response=self.capture_responses,
+            max_text=self.max_captured,
         )
         if call.tracking.track:
             self.recorder.submit(record)
         endpoint = call.endpoint if call.endpoint in _JSON_ENDPOINTS else "other"
+        status = outcome.status
         self.metrics.observe_call(
             call.provider, endpoint, status, (record.overhead_ms or 0) / 1000, record.ttft_ms
         )
@@ -307,20 +306,26 @@ class ProxyHandler:
             provider=call.provider,
             model=call.model,
             status=status,
-            http_status=call.http_status,
-            upstream_status=call.http_status if call.headers_at else None,
+            http_status=outcome.http_status,
+            upstream_status=call.http_status,
             ttft_ms=_round(record.ttft_ms),
             total_ms=_round(record.total_time_ms),
             tracked=call.tracking.track,
         )
 
     async def _send_models(self, send: Send, task_id: str, headers: list) -> None:
-        authorization = next(
-            (v.decode("latin-1") for k, v in headers if k == b"authorization"), None
-        )
-        payload = await list_models(self.settings, self.pool, authorization)
+        authorization = _header(headers, b"authorization")
+        client_key = authorization.decode("latin-1") if authorization else None
+        payload = await list_models(self.settings, self.pool, client_key)
         body = json.dumps(payload).encode()
         await send_response(send, 200, [*JSON_HEADERS, (b"x-task-id", task_id.encode())], body)
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
 
 
 async def _send_error_quietly(send: Send, error: ProxyError, ids: list) -> None:
@@ -346,16 +351,6 @@ def _truncated(request: dict, size: int) -> dict:
     """A stored stand-in for a request body over capture.max_body_bytes."""
     kept = {k: v for k, v in request.items() if k not in ("messages", "input", "prompt")}
     return {**kept, "_truncated": True, "_bytes": size}
-
-
-def _error_message(payload: bytes) -> str | None:
-    try:
-        error = json.loads(payload).get("error")
-    except (ValueError, AttributeError):
-        return payload[:200].decode("utf-8", "replace") or None
-    if isinstance(error, dict):
-        return str(error.get("message") or error)
-    return str(error) if error else None
 
 
 def _round(value: float | None) -> float | None:

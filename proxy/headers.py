@@ -15,6 +15,7 @@ from proxy.errors import BadRequest
 
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _MAX_LABEL = 512
+MAX_METADATA_BYTES = 16 * 1024
 
 TRACKING_HEADERS = frozenset(
     {
@@ -69,6 +70,19 @@ class Tracking:
     task_name: str | None = None
     user_id: str | None = None
     track: bool = True
+
+
+def collect_tracking(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The tracking headers of a request; one sent twice is a 400 (which would win is a
+    guess the client should not have to make)."""
+    tracked: dict[bytes, bytes] = {}
+    for name, value in headers:
+        if name in TRACKING_HEADERS:
+            if name in tracked:
+                title = _title(name)
+                raise BadRequest(f"{title} must be sent at most once", param=title)
+            tracked[name] = value
+    return tracked
 
 
 def parse_tracking(values: dict[bytes, bytes]) -> Tracking:
@@ -126,15 +140,26 @@ def _label(text: dict[bytes, str], key: bytes, title: str) -> str | None:
 
 
 def _metadata(value: str | None) -> dict[str, Any] | None:
+    """Strict JSON (no NaN or Infinity, which neither database's JSON type holds)."""
     if value is None:
         return None
+    if len(value.encode()) > MAX_METADATA_BYTES:
+        raise BadRequest(
+            f"X-Run-Metadata must be at most {MAX_METADATA_BYTES} bytes", param="X-Run-Metadata"
+        )
     try:
-        parsed = json.loads(value)
+        parsed = json.loads(value, parse_constant=_not_json)
     except (ValueError, RecursionError):
-        raise BadRequest("X-Run-Metadata must be a JSON object", param="X-Run-Metadata") from None
+        raise BadRequest(
+            "X-Run-Metadata must be a strict JSON object", param="X-Run-Metadata"
+        ) from None
     if not isinstance(parsed, dict):
         raise BadRequest("X-Run-Metadata must be a JSON object", param="X-Run-Metadata")
     return parsed
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def forwarded_headers(headers: list[tuple[bytes, bytes]], api_key: str | None) -> dict[str, str]:
@@ -147,11 +172,15 @@ def forwarded_headers(headers: list[tuple[bytes, bytes]], api_key: str | None) -
         out[name.decode("latin-1")] = value.decode("latin-1")
     if api_key:
         out["authorization"] = f"Bearer {api_key}"
+    # Bodies are relayed and parsed as they are: ask for them uncompressed (the upstream
+    # client still decodes one that comes compressed anyway).
+    out["accept-encoding"] = "identity"
     return out
 
 
 def returned_headers(upstream: Any) -> list[tuple[bytes, bytes]]:
-    """Upstream response headers to pass to the client (hop-by-hop and length dropped)."""
+    """Upstream response headers to pass to the client: hop-by-hop ones, length and encoding
+    dropped (the body is relayed decoded; the relay adds a length when it knows it)."""
     return [
         (name.lower().encode("latin-1"), value.encode("latin-1"))
         for name, value in upstream.items()

@@ -29,6 +29,8 @@ _OPTIONS = {
     "cached": ("x-mock-cached-tokens", "cached_tokens"),
     "reasoning": ("x-mock-reasoning-tokens", "reasoning_tokens"),
     "tool": ("x-mock-tool-call", "tool_call"),
+    "linger": ("x-mock-linger-ms", "linger_ms"),
+    "endless": ("x-mock-endless", "endless"),
 }
 _WORD = re.compile(r"\S+\s*")
 dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -48,6 +50,8 @@ class MockOptions:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     tool_call: int = 0
+    linger_ms: int = 0  # between the last event and the end of the body (a real network's lag)
+    endless: int = 0  # a chat stream that never ends (content chunks until the client leaves)
 
 
 def parse_options(model: str, headers: Mapping[str, str]) -> MockOptions:
@@ -242,6 +246,15 @@ def chat_stream(cid: str, model: str, reply: Reply, include_usage: bool) -> Stre
             False,
         )
     yield DONE, False
+
+
+def endless_chat_stream(cid: str, model: str) -> Stream:
+    """Content chunks forever: for memory tests of a stream nobody ends."""
+    piece = "lorem ipsum dolor sit amet " * 8
+    choice = {"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}
+    chunk = sse(_chat_object(cid, "chat.completion.chunk", model, [choice]))
+    while True:
+        yield chunk, True
 
 
 def _chat_object(cid: str, obj: str, model: str, choices: list[Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from proxy.mock_replies import (
     count_words,
     dumps,
     embedding_for,
+    endless_chat_stream,
     error_body,
     message_texts,
     parse_options,
@@ -104,6 +105,8 @@ class _Handlers:
         tool = tool_to_call(call.body, last_user, call.opts)
         reply = build_reply(texts, last_user, call.opts, tool)
         cid, model = f"chatcmpl-mock-{call.id}", call.opts.model
+        if call.body.get("stream") and call.opts.endless:
+            return await self._answer(request, call, endless_chat_stream(cid, model))
         if call.body.get("stream"):
             stream = chat_stream(cid, model, reply, _include_usage(call.body))
             return await self._answer(request, call, stream)
@@ -233,6 +236,8 @@ class _Handlers:
                         await asyncio.sleep(opts.chunk_delay_ms / 1000)
                 await response.write(data)
                 call.chunks_sent += is_content
+            if opts.linger_ms:  # the body ends a little after its last event, as over a network
+                await asyncio.sleep(opts.linger_ms / 1000)
         except ConnectionError:
             self._note(call, "client_disconnected")
             return response

@@ -2,6 +2,10 @@
 
 Provider models are listed as `provider/model` (the name that routes to them); a provider that
 does not answer within a few seconds is left out rather than failing the listing.
+
+Keys go where the call goes: providers with a configured key are asked with it; the client's
+own `Authorization` is sent to the default provider only (where its bare model names go),
+never to every keyless provider; other keyless providers are not asked.
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ _LIST_TIMEOUT = 5.0
 async def list_models(
     settings: Settings, pool: UpstreamPool, client_authorization: str | None = None
 ) -> dict:
-    """A provider without a configured key is asked with the client's own `Authorization`
-    (bring your own key), as its calls are."""
     data = [
         {"id": alias.name, "object": "model", "created": 0, "owned_by": alias.provider}
         for alias in settings.models
     ]
+    asked = {
+        name: f"Bearer {provider.api_key}" if provider.api_key else client_authorization
+        for name, provider in pool.providers.items()
+        if provider.api_key or name == settings.default_provider
+    }
     results = await asyncio.gather(
-        *(_provider_models(pool, name, client_authorization) for name in pool.providers)
+        *(_provider_models(pool, name, authorization) for name, authorization in asked.items())
     )
     for models in results:
         data.extend(models)
@@ -34,10 +41,8 @@ async def list_models(
 
 
 async def _provider_models(
-    pool: UpstreamPool, provider: str, client_authorization: str | None
+    pool: UpstreamPool, provider: str, authorization: str | None
 ) -> list[dict]:
-    api_key = pool.providers[provider].api_key
-    authorization = f"Bearer {api_key}" if api_key else client_authorization
     headers = {"authorization": authorization} if authorization else {}
     try:
         async with asyncio.timeout(_LIST_TIMEOUT):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable, Iterator, Mapping
 
 import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -69,6 +71,10 @@ class Metrics:
         )
         self._children: dict[tuple[str, str, str], Counter] = {}
 
+    def watch_recording(self, status: Callable[[], Mapping[str, int]]) -> None:
+        """Expose the recorder's own counts (read at scrape time, never per call)."""
+        self.registry.register(_RecordingCollector(status))
+
     def observe_call(
         self,
         provider: str,
@@ -85,3 +91,28 @@ class Metrics:
         self.overhead.observe(overhead_s)
         if ttft_ms is not None:
             self.ttft.labels(provider).observe(ttft_ms / 1000)
+
+
+class _RecordingCollector:
+    """`/readyz`'s recording figures as Prometheus series."""
+
+    def __init__(self, status: Callable[[], Mapping[str, int]]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[Metric]:
+        report = self._status()
+        yield GaugeMetricFamily(
+            "airuns_records_backlog", "Call records not stored yet.", report.get("backlog", 0)
+        )
+        yield GaugeMetricFamily(
+            "airuns_records_spooled", "Of them, records on disk.", report.get("spooled", 0)
+        )
+        yield CounterMetricFamily(
+            "airuns_records_dropped", "Records lost: the spool was unusable.",
+            report.get("dropped", 0),
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "airuns_records_rejected",
+            "Records the database refused for good (kept in the dead-letter file).",
+            report.get("rejected", 0),
+        )

@@ -3,6 +3,12 @@
 Sessions are opened at start-up (`UpstreamPool.open`) and closed at shutdown; tests pass
 their own base URLs (a real fake upstream on loopback). aiohttp's exceptions stop here: a
 connection failure becomes `UpstreamUnreachable` (502), a timeout `UpstreamTimeout` (504).
+
+The URL of every request is the provider's configured base URL plus a path that
+`proxy.paths.normalize_path` has checked and canonically encoded; it is passed to aiohttp as
+already encoded, so nothing re-interprets it on the way. Bodies are asked for uncompressed
+(`accept-encoding: identity`); one that comes compressed anyway is decoded here, so the client
+always gets bytes that match the headers it is sent.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.settings import Settings, Timeouts
@@ -46,6 +53,13 @@ class UpstreamResponse:
     @property
     def is_event_stream(self) -> bool:
         return self.content_type == "text/event-stream"
+
+    @property
+    def content_length(self) -> int | None:
+        """The length of the body as relayed: unknown when the upstream did not say, or when
+        it sent the body compressed (it is relayed decoded)."""
+        encoding = self.headers.get("content-encoding", "identity").strip().lower()
+        return self._response.content_length if encoding == "identity" else None
 
     async def read(self) -> bytes:
         try:
@@ -89,7 +103,7 @@ class UpstreamPool:
             {
                 name: Provider(
                     name,
-                    p.base_url.rstrip("/"),
+                    str(URL(p.base_url.rstrip("/"))),
                     p.api_key or None,
                     settings.provider_timeouts(name),
                 )
@@ -102,7 +116,7 @@ class UpstreamPool:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
             self._sessions[name] = aiohttp.ClientSession(
                 connector=connector,
-                auto_decompress=False,
+                auto_decompress=True,
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
             t = provider.timeouts
@@ -128,8 +142,9 @@ class UpstreamPool:
         *,
         stream: bool,
     ) -> UpstreamResponse:
-        """Send a request; return once the response headers are in."""
-        url = self.providers[provider].base_url + path
+        """Send a request to `path` (normalised, encoded) under the provider's base URL; return
+        once the response headers are in."""
+        url = URL(self.providers[provider].base_url + path, encoded=True)
         try:
             response = await self._sessions[provider].request(
                 method,
@@ -141,6 +156,11 @@ class UpstreamPool:
             )
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(f"upstream provider {provider!r} timed out") from None
+        except aiohttp.ClientResponseError as exc:  # it answered, but not in readable HTTP
+            raise UpstreamUnreachable(
+                f"upstream provider {provider!r} sent a response airuns cannot read "
+                f"({exc.message or type(exc).__name__})"
+            ) from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(
                 f"upstream provider {provider!r} is unreachable ({type(exc).__name__})"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,25 @@ async def wait_for_tasks(admin: httpx.AsyncClient, count: int) -> dict[str, Any]
             await asyncio.sleep(0.02)
 
 
+@asynccontextmanager
+async def recording_proxy(
+    engine: AsyncEngine, served, admin_key: str, tmp_path: Path
+) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """The app with the batch writer on the test database, in front of a fake upstream: its URL
+    and an admin client."""
+    async with MockUpstreamServer() as upstream:
+        proxy_settings = parse_settings(proxy_config(upstream.base_url, admin_key), {})
+        recording = RecordingSettings(flush_interval=0.01, spool_dir=str(tmp_path / "spool"))
+        writer = BatchWriter(engine, PriceTable({}), recording)
+        app = create_app(proxy_settings, engine=engine, recorder=writer, log_stream=io.StringIO())
+        admin_headers = {"Authorization": f"Bearer {admin_key}"}
+        async with (
+            served(app) as url,
+            httpx.AsyncClient(base_url=url, headers=admin_headers) as admin,
+        ):
+            yield url, admin
+
+
 def sdk(url: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
         base_url=f"{url}/v1",
@@ -55,54 +76,38 @@ def sdk(url: str) -> openai.AsyncOpenAI:
 async def test_messages_sent_back_through_the_sdk_continue_the_run(
     engine: AsyncEngine, served, settings, tmp_path: Path
 ) -> None:
-    admin_key = settings.admin.api_key
-    async with MockUpstreamServer() as upstream:
-        proxy_settings = parse_settings(proxy_config(upstream.base_url, admin_key), {})
-        writer = BatchWriter(
-            engine,
-            PriceTable({}),
-            RecordingSettings(flush_interval=0.01, spool_dir=str(tmp_path / "spool")),
+    async with recording_proxy(engine, served, settings.admin.api_key, tmp_path) as (url, admin):
+        first_session = sdk(url)
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Name a prime number."},
+        ]
+        reply = await first_session.chat.completions.create(
+            model="mock/gpt-4o-mini", messages=messages
         )
-        app = create_app(proxy_settings, engine=engine, recorder=writer, log_stream=io.StringIO())
-        async with (
-            served(app) as url,
-            httpx.AsyncClient(
-                base_url=url, headers={"Authorization": f"Bearer {admin_key}"}
-            ) as admin,
-        ):
-            first_session = sdk(url)
-            messages: list[dict[str, Any]] = [
-                {"role": "system", "content": "You are terse."},
-                {"role": "user", "content": "Name a prime number."},
-            ]
-            reply = await first_session.chat.completions.create(
-                model="mock/gpt-4o-mini", messages=messages
-            )
-            messages += [
-                {"role": "assistant", "content": reply.choices[0].message.content},
-                {"role": "user", "content": "Another one, streamed."},
-            ]
-            stream = await first_session.chat.completions.create(
-                model="mock/gpt-4o-mini", messages=messages, stream=True
-            )
-            streamed = "".join(
-                [c.choices[0].delta.content or "" async for c in stream if c.choices]
-            )
-            messages.append({"role": "assistant", "content": streamed})
-            before = await wait_for_tasks(admin, 2)
+        messages += [
+            {"role": "assistant", "content": reply.choices[0].message.content},
+            {"role": "user", "content": "Another one, streamed."},
+        ]
+        stream = await first_session.chat.completions.create(
+            model="mock/gpt-4o-mini", messages=messages, stream=True
+        )
+        streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        messages.append({"role": "assistant", "content": streamed})
+        before = await wait_for_tasks(admin, 2)
 
-            resumed = (await admin.get(f"/admin/runs/{RUN_ID}/messages")).json()["messages"]
-            assert resumed == messages  # exactly the conversation so far, in OpenAI format
+        resumed = (await admin.get(f"/admin/runs/{RUN_ID}/messages")).json()["messages"]
+        assert resumed == messages  # exactly the conversation so far, in OpenAI format
 
-            second_session = sdk(url)  # a new process picking the conversation up
-            follow_up = {"role": "user", "content": "And a third?"}
-            third = await second_session.chat.completions.create(
-                model="mock/gpt-4o-mini", messages=[*resumed, follow_up]
-            )
-            after = await wait_for_tasks(admin, 3)
-            tasks = (await admin.get(f"/admin/runs/{RUN_ID}/tasks")).json()["data"]
-            await first_session.close()
-            await second_session.close()
+        second_session = sdk(url)  # a new process picking the conversation up
+        follow_up = {"role": "user", "content": "And a third?"}
+        third = await second_session.chat.completions.create(
+            model="mock/gpt-4o-mini", messages=[*resumed, follow_up]
+        )
+        after = await wait_for_tasks(admin, 3)
+        tasks = (await admin.get(f"/admin/runs/{RUN_ID}/tasks")).json()["data"]
+        await first_session.close()
+        await second_session.close()
 
     assert before["task_count"] == 2 and after["task_count"] == 3
     assert after["message_count"] == len(resumed) + 2 > before["message_count"]
@@ -135,35 +140,24 @@ QUESTION = {"role": "user", "content": [{"type": "input_text", "text": "Name a p
 async def test_a_responses_run_resumes_on_chat_completions(
     engine: AsyncEngine, served, settings, tmp_path: Path
 ) -> None:
-    admin_key = settings.admin.api_key
-    async with MockUpstreamServer() as upstream:
-        proxy_settings = parse_settings(proxy_config(upstream.base_url, admin_key), {})
-        recording = RecordingSettings(flush_interval=0.01, spool_dir=str(tmp_path / "spool"))
-        writer = BatchWriter(engine, PriceTable({}), recording)
-        app = create_app(proxy_settings, engine=engine, recorder=writer, log_stream=io.StringIO())
-        async with (
-            served(app) as url,
-            httpx.AsyncClient(
-                base_url=url, headers={"Authorization": f"Bearer {admin_key}"}
-            ) as admin,
-        ):
-            session = sdk(url)
-            stream = await session.responses.create(
-                model="mock/gpt-4o-mini",
-                instructions="You are terse.",
-                input=[{"role": "developer", "content": "Digits only."}, QUESTION],
-                stream=True,
-            )
-            deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
-            text = "".join(deltas)
-            before = await wait_for_reply(admin, text)
-            resumed = (await admin.get(f"/admin/runs/{RUN_ID}/messages")).json()["messages"]
-            follow_up = {"role": "user", "content": "Another?"}
-            again = await session.chat.completions.create(
-                model="mock/gpt-4o-mini", messages=[*resumed, follow_up]
-            )
-            after = await wait_for_reply(admin, again.choices[0].message.content)
-            await session.close()
+    async with recording_proxy(engine, served, settings.admin.api_key, tmp_path) as (url, admin):
+        session = sdk(url)
+        stream = await session.responses.create(
+            model="mock/gpt-4o-mini",
+            instructions="You are terse.",
+            input=[{"role": "developer", "content": "Digits only."}, QUESTION],
+            stream=True,
+        )
+        deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+        text = "".join(deltas)
+        before = await wait_for_reply(admin, text)
+        resumed = (await admin.get(f"/admin/runs/{RUN_ID}/messages")).json()["messages"]
+        follow_up = {"role": "user", "content": "Another?"}
+        again = await session.chat.completions.create(
+            model="mock/gpt-4o-mini", messages=[*resumed, follow_up]
+        )
+        after = await wait_for_reply(admin, again.choices[0].message.content)
+        await session.close()
 
     assert resumed == before["messages"]
     assert resumed == [

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pricing.usage import Usage, extract_usage
+from pricing.usage import MAX_TOKENS, InvalidUsage, Usage, extract_usage
 
 
 @pytest.mark.parametrize(
@@ -56,24 +56,56 @@ from pricing.usage import Usage, extract_usage
             id="null-completion-is-missing-not-zero",
         ),
         pytest.param(
-            {"prompt_tokens": True, "completion_tokens": 5, "total_tokens": False},
-            Usage(None, 5, None),
-            id="bools-are-not-counts",
+            {"prompt_tokens": 10, "completion_tokens": 5, "completion_tokens_details": None},
+            Usage(10, 5, 15),
+            id="null-details-are-missing",
         ),
         pytest.param(
-            {
-                "prompt_tokens": 10,
-                "completion_tokens": 5,
-                "prompt_tokens_details": {"cached_tokens": True},
-                "completion_tokens_details": None,
-            },
-            Usage(10, 5, 15),
-            id="bad-details-are-ignored",
+            {"prompt_tokens": 12.0, "completion_tokens": 3},
+            Usage(12, 3, 15),
+            id="integral-floats-are-counts",
+        ),
+        pytest.param(
+            {"prompt_tokens": MAX_TOKENS - 1, "completion_tokens": 1},
+            Usage(MAX_TOKENS - 1, 1, MAX_TOKENS),
+            id="the-largest-count",
         ),
     ],
 )
 def test_usage_is_extracted(raw, expected):
     assert extract_usage(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw, problem",
+    [
+        ({"prompt_tokens": -1, "completion_tokens": 5}, "prompt_tokens is out of range (-1)"),
+        ({"prompt_tokens": 1, "completion_tokens": 2**64}, "completion_tokens is out of range"),
+        ({"prompt_tokens": 10**17, "completion_tokens": 1}, "prompt_tokens is out of range"),
+        ({"prompt_tokens": MAX_TOKENS, "completion_tokens": 1}, "total_tokens is out of range"),
+        ({"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": -2}, "total_tokens"),
+        ({"prompt_tokens": True, "completion_tokens": 5}, "prompt_tokens is not a whole number"),
+        ({"prompt_tokens": 1.5, "completion_tokens": 5}, "not a whole number (1.5)"),
+        ({"prompt_tokens": float("nan"), "completion_tokens": 5}, "not a whole number (nan)"),
+        ({"prompt_tokens": float("inf"), "completion_tokens": 5}, "not a whole number (inf)"),
+        ({"prompt_tokens": "10", "completion_tokens": 5}, "not a whole number ('10')"),
+        ({"prompt_tokens": [1], "completion_tokens": 5}, "not a whole number"),
+        ({"prompt_tokens": 1, "completion_tokens": 1,
+          "prompt_tokens_details": {"cached_tokens": True}}, "cached_tokens"),
+        ({"prompt_tokens": 1, "completion_tokens": 1,
+          "completion_tokens_details": {"reasoning_tokens": -3}}, "reasoning_tokens"),
+        ({"input_tokens": -1, "output_tokens": 1}, "input_tokens is out of range"),
+        ({"input_tokens": 1, "output_tokens": 1,
+          "output_tokens_details": {"reasoning_tokens": 2**70}}, "reasoning_tokens"),
+        ({"prompt_tokens": 1, "completion_tokens": 1, "cache_creation_input_tokens": -4},
+         "cache_creation_input_tokens"),
+        ({"prompt_tokens": "9" * 5000, "completion_tokens": 1}, "..."),
+    ],
+)  # fmt: skip
+def test_counts_that_cannot_be_token_counts_make_the_usage_invalid(raw, problem):
+    with pytest.raises(InvalidUsage) as invalid:
+        extract_usage(raw)
+    assert problem in str(invalid.value) and len(str(invalid.value)) < 120
 
 
 @pytest.mark.parametrize(

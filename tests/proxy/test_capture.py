@@ -616,3 +616,67 @@ def test_body_of_unexpected_json_shape_is_ignored_without_raising(
 )
 def test_chunk_of_unexpected_shape_is_relayed_without_raising(chunk: dict) -> None:
     assert Capture(CHAT, started=STARTED).observe(sse(chunk), 100.1) is True
+
+
+# -- bounded memory and what the upstream says -------------------------------------------------
+
+
+def test_streamed_text_is_kept_up_to_max_text_while_usage_stays_exact() -> None:
+    capture = Capture(CHAT, started=STARTED, max_text=1000)
+    pieces = [chat_chunk({"content": f"{n:04d}" * 10}) for n in range(5000)]  # 200,000 chars
+    feed(capture, [*pieces, usage_chunk(prompt_tokens=3, completion_tokens=5000)])
+    assert capture.text == "".join(f"{n:04d}" * 10 for n in range(25))  # the first 1000 chars
+    assert len(capture.text_parts) <= 512  # compacted, not thousands of small strings
+    assert capture.usage == Usage(3, 5000, 5003)
+
+
+def test_text_over_the_cap_in_one_piece_is_cut_at_the_cap() -> None:
+    capture = Capture(CHAT, started=STARTED, max_text=10)
+    feed(capture, [chat_chunk({"content": "0123456789abcdef"}), chat_chunk({"content": "x"})])
+    assert capture.text == "0123456789"
+
+
+def test_tool_call_arguments_are_kept_up_to_max_text() -> None:
+    capture = Capture(CHAT, started=STARTED, max_text=100)
+    call = {"index": 0, "id": "call_1", "function": {"name": "f", "arguments": ""}}
+    deltas = [{"index": 0, "function": {"arguments": "a" * 30}} for _ in range(10)]
+    feed(capture, [chat_chunk({"tool_calls": [call]})] + [
+        chat_chunk({"tool_calls": [d]}) for d in deltas
+    ])  # fmt: skip
+    assert capture.tool_call_list[0]["function"]["arguments"] == "a" * 90
+
+
+def test_usage_that_cannot_be_right_is_dropped_and_the_reason_kept() -> None:
+    capture = Capture(CHAT, started=STARTED)
+    feed(capture, [chat_chunk({"content": "hi"}), usage_chunk(prompt_tokens=-3,
+                                                              completion_tokens=1)])  # fmt: skip
+    assert capture.usage is None
+    assert capture.usage_problem == "prompt_tokens is out of range (-3)"
+
+
+@pytest.mark.parametrize(
+    "raw, error",
+    [
+        (b'{"error": {"message": "overloaded", "type": "server_error"}}', "overloaded"),
+        (b'{"error": "quota exceeded"}', "quota exceeded"),
+        (b'{"error": {"code": 500}}', "{'code': 500}"),
+    ],
+)
+def test_a_body_that_is_only_an_error_sets_the_error_message(raw: bytes, error: str) -> None:
+    capture = Capture(CHAT, started=STARTED)
+    capture.observe_body(raw)
+    assert capture.error_message == error and capture.text is None
+
+
+def test_a_result_body_with_an_error_field_is_not_an_error() -> None:
+    capture = Capture(CHAT, started=STARTED)
+    capture.observe_body(body({"choices": [{"message": {"content": "ok"}}], "error": None}))
+    capture.observe_body(body({"object": "list", "data": [], "error": {"message": "partial"}}))
+    assert capture.error_message is None
+
+
+def test_responses_failed_event_sets_the_error_and_finishes() -> None:
+    capture = Capture(RESPONSES, started=STARTED)
+    failed = {"status": "failed", "error": {"code": "server_error", "message": "model crashed"}}
+    feed(capture, [responses_event("response.failed", response=failed)])
+    assert capture.finished and capture.error_message == "model crashed"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
 
 import pytest
+
+from proxy.mock_upstream import MockUpstreamServer
+from tests.support.raw_upstream import http_response, raw_provider, raw_upstream
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}
 
@@ -362,7 +366,193 @@ async def test_capture_settings_leave_out_or_truncate_bodies(proxy_factory):
         assert record.request is None and record.response_text is None
         assert record.usage is not None  # usage and cost are recorded all the same
     async with proxy_factory("capture: {max_body_bytes: 10}") as proxy:
-        await proxy.client.post("/v1/chat/completions", json=CHAT)
+        async with proxy.client.stream(
+            "POST", "/v1/chat/completions", json={**CHAT, "stream": True}
+        ) as response:
+            await response.aread()
         record = (await proxy.wait_final())[0]
         assert record.response_text == "Mock reply"  # the first 10 characters
+        assert record.usage is not None  # the stream's usage is read whatever its length
         assert record.request["_truncated"] is True and "messages" not in record.request
+
+
+async def test_a_whole_body_over_the_capture_limit_is_relayed_but_not_kept(proxy_factory):
+    async with proxy_factory("capture: {max_body_bytes: 100}") as proxy:
+        response = await proxy.client.post("/v1/chat/completions", json=CHAT)
+        assert response.status_code == 200 and response.json()["usage"]["total_tokens"] > 0
+        record = (await proxy.wait_final())[0]
+        assert record.status == "completed" and record.http_status == 200
+        assert record.response_text is None and record.usage is None
+        assert record.usage_source == "missing"
+
+
+# -- intake: the client's own malformed input is a 400 and nothing is forwarded ----------------
+
+
+@pytest.mark.parametrize(
+    "headers, param",
+    [
+        ({"X-Run-Metadata": '{"a": NaN}'}, "X-Run-Metadata"),
+        ({"X-Run-Metadata": '{"a": Infinity}'}, "X-Run-Metadata"),
+        ({"X-Run-Metadata": '{"a": [-Infinity]}'}, "X-Run-Metadata"),
+        ({"X-Run-Metadata": '{"a": "' + "x" * 16_400 + '"}'}, "X-Run-Metadata"),
+        ([("X-Run-Id", "one"), ("X-Run-Id", "two")], "X-Run-Id"),
+        ([("X-Task-Id", "t1"), ("X-Task-Id", "t1")], "X-Task-Id"),
+        ([("X-Run-Metadata", "{}"), ("x-run-metadata", '{"a": 1}')], "X-Run-Metadata"),
+        ([("X-Run-Track", "off"), ("X-Run-Track", "on")], "X-Run-Track"),
+    ],
+)
+async def test_non_strict_metadata_and_repeated_tracking_headers_are_a_400(proxy, headers, param):
+    response = await proxy.client.post("/v1/chat/completions", json=CHAT, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param
+    assert len(proxy.mock.state.requests) == 0 and proxy.recorder.records == []
+
+
+async def test_metadata_of_16_kib_is_accepted(proxy):
+    metadata = '{"a": "' + "x" * (16 * 1024 - 9) + '"}'
+    assert len(metadata) == 16 * 1024
+    response = await proxy.client.post(
+        "/v1/chat/completions", json=CHAT, headers={"X-Run-Metadata": metadata, "X-Run-Id": "r"}
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("stream", ["yes", 1, 0, "true", [], {}])
+async def test_stream_that_is_not_a_boolean_is_a_400(proxy, stream):
+    response = await proxy.client.post("/v1/chat/completions", json={**CHAT, "stream": stream})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "stream"
+    assert len(proxy.mock.state.requests) == 0 and proxy.recorder.records == []
+
+
+async def test_stream_null_is_a_whole_response(proxy):
+    response = await proxy.client.post("/v1/chat/completions", json={**CHAT, "stream": None})
+    assert response.status_code == 200 and response.json()["object"] == "chat.completion"
+    assert proxy.final().stream is False
+
+
+# -- the request edge: keys and paths ---------------------------------------------------------
+
+
+async def test_models_asks_keyed_providers_and_the_default_one_with_the_clients_key(
+    proxy_factory,
+):
+    async with MockUpstreamServer() as other:  # a keyless provider that is not the default
+        provider = f'  other: {{base_url: "{other.base_url}"}}'
+        async with proxy_factory(providers=provider) as proxy:
+            response = await proxy.client.get(
+                "/v1/models", headers={"Authorization": "Bearer sk-client-own"}
+            )
+            assert response.status_code == 200
+            sent = sorted(r["headers"].get("authorization") for r in proxy.mock.state.requests)
+            assert sent == ["Bearer sk-client-own", "Bearer sk-provider-secret"]
+            assert list(other.state.requests) == []  # never sent the client's key
+
+
+async def test_a_call_sends_the_clients_key_only_to_the_provider_that_serves_it(proxy_factory):
+    async with MockUpstreamServer() as other:
+        provider = f'  other: {{base_url: "{other.base_url}"}}'
+        async with proxy_factory(providers=provider) as proxy:
+            headers = {"Authorization": "Bearer sk-client-own"}
+            await proxy.client.post("/v1/chat/completions", json=CHAT, headers=headers)
+            await proxy.client.post(
+                "/v1/chat/completions", json={**CHAT, "model": "keyed/x"}, headers=headers
+            )
+            sent = [r["headers"].get("authorization") for r in proxy.mock.state.requests]
+            assert sent == ["Bearer sk-client-own", "Bearer sk-provider-secret"]
+            assert list(other.state.requests) == []
+
+
+async def raw_request(url: str, request_line: bytes, body: bytes = b"") -> bytes:
+    """Send a request exactly as written (no client normalises its path); the status line."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        request_line + b"\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+    )  # fmt: skip
+    response = await reader.read()
+    writer.close()
+    return response.split(b"\r\n", 1)[0]
+
+
+HOSTILE_PATHS = [
+    b"/v%31%2F@127.0.0.1:{other}/v1/chat/completions",
+    b"/v1/../admin/runs",
+    b"/v1/../../../../etc/passwd",
+    b"/v1/%2e%2e/admin/runs",
+    b"/v1/%2E%2E/%2e%2e/etc/passwd",
+    b"/v1/chat/completions/..%2F..%2Fadmin",
+    b"/v1/files/a%5C..%5Cb",
+]
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+@pytest.mark.parametrize("base_path", ["", "/v1"])
+@pytest.mark.parametrize("path", HOSTILE_PATHS)
+async def test_no_request_path_reaches_another_host_or_leaves_the_base_path(
+    proxy_factory, keyed, base_path, path
+):
+    async with (
+        raw_upstream(http_response(b"{}")) as (upstream_port, upstream_requests),
+        raw_upstream(http_response(b"{}")) as (other_port, other_requests),
+    ):
+        provider = raw_provider(upstream_port, path=base_path)
+        if keyed:
+            provider = provider.replace("timeouts:", 'api_key: "sk-raw-key", timeouts:')
+        async with proxy_factory("default_provider: raw", provider) as proxy:
+            target = path.replace(b"{other}", str(other_port).encode())
+            body = json.dumps({"model": "x", "messages": []}).encode()
+            status = await raw_request(proxy.url, b"POST " + target + b" HTTP/1.1", body)
+            assert status.startswith(b"HTTP/1.1 400"), status
+        assert upstream_requests == [] and other_requests == []
+
+
+async def test_an_encoded_version_prefix_reaches_the_upstream_normalised(proxy_factory):
+    async with raw_upstream(http_response(b"{}")) as (port, requests):
+        async with proxy_factory("default_provider: raw", raw_provider(port)) as proxy:
+            body = json.dumps({"model": "x", "messages": []}).encode()
+            line = b"POST /%76%31/chat/completions HTTP/1.1"
+            assert (await raw_request(proxy.url, line, body)).startswith(b"HTTP/1.1 200")
+        assert requests == [b"POST /v1/chat/completions HTTP/1.1"]
+
+
+async def test_redirects_from_the_upstream_are_passed_on_not_followed(proxy_factory):
+    async with raw_upstream(http_response(b"{}")) as (other_port, other_requests):
+        redirect = http_response(
+            b"", status=b"307 Temporary Redirect", Location=f"http://127.0.0.1:{other_port}/v1/x"
+        )
+        async with (
+            raw_upstream(redirect) as (port, _),
+            proxy_factory("default_provider: raw", raw_provider(port)) as proxy,
+        ):
+            response = await proxy.client.post("/v1/chat/completions", json=CHAT)
+            assert response.status_code == 307
+        assert other_requests == []
+
+
+async def test_credentials_in_upstream_error_text_are_masked_before_they_are_stored(
+    proxy_factory,
+):
+    echoed = {
+        "error": {
+            "message": "Incorrect API key provided: sk-client-very-secret-1. Also saw "
+            "Bearer sk-client-very-secret-1 and sk-raw-provider-key-9 and my-plain-key-123456.",
+            "type": "invalid_request_error",
+        }
+    }
+    upstream = http_response(json.dumps(echoed).encode(), status=b"401 Unauthorized")
+    async with raw_upstream(upstream) as (port, _):
+        provider = raw_provider(port).replace(
+            "timeouts:", 'api_key: "my-plain-key-123456", timeouts:'
+        )
+        async with proxy_factory("default_provider: raw", provider) as proxy:
+            headers = {"Authorization": "Bearer sk-client-very-secret-1"}
+            response = await proxy.client.post("/v1/chat/completions", json=CHAT, headers=headers)
+            assert response.status_code == 401 and response.json() == echoed  # relayed as sent
+            record = (await proxy.wait_final())[0]
+    stored = record.error_message
+    for secret in ("very-secret", "raw-provider-key", "my-plain-key"):
+        assert secret not in stored and secret not in proxy.log.getvalue()
+    assert stored.startswith("Incorrect API key provided: ***")

@@ -262,7 +262,6 @@ CLIENT_HEADERS = [
 DROPPED = {
     "host",
     "content-length",
-    "accept-encoding",
     "connection",
     "keep-alive",
     "proxy-authorization",
@@ -280,6 +279,7 @@ def test_hop_by_hop_length_encoding_host_and_tracking_headers_are_not_forwarded(
 
     assert DROPPED.isdisjoint(out)
     assert out == {
+        "accept-encoding": "identity",  # bodies are relayed as they are: never compressed
         "content-type": "application/json",
         "accept": "text/event-stream",
         "authorization": "Bearer sk-client",
@@ -300,14 +300,18 @@ def test_provider_api_key_replaces_the_client_authorization() -> None:
 def test_provider_api_key_is_sent_when_the_client_sends_no_authorization() -> None:
     out = forwarded_headers([(b"content-type", b"application/json")], api_key="sk-provider")
 
-    assert out == {"content-type": "application/json", "authorization": "Bearer sk-provider"}
+    assert out == {
+        "content-type": "application/json",
+        "authorization": "Bearer sk-provider",
+        "accept-encoding": "identity",
+    }
 
 
 @pytest.mark.parametrize("api_key", [None, ""])
 def test_without_provider_api_key_the_client_authorization_is_forwarded(api_key) -> None:
     out = forwarded_headers([(b"authorization", b"Bearer sk-byok")], api_key=api_key)
 
-    assert out == {"authorization": "Bearer sk-byok"}
+    assert out == {"authorization": "Bearer sk-byok", "accept-encoding": "identity"}
 
 
 def test_without_any_key_no_authorization_is_sent() -> None:

@@ -1,51 +1,30 @@
-"""Upstream misbehaviour a well-behaved fake does not produce: a raw TCP upstream on loopback
-that answers with exactly the bytes a test gives it."""
+"""Upstream misbehaviour a well-behaved fake does not produce (`tests.support.raw_upstream`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from tests.support.raw_upstream import raw_provider, raw_upstream
 
 CHAT = {"model": "raw/x", "messages": [{"role": "user", "content": "hi"}]}
 
 
-@asynccontextmanager
-async def raw_upstream(response: bytes, *, then_stall: bool) -> AsyncIterator[tuple[int, list]]:
-    """Serve `response` to every request; then stall (keep the socket open) or close."""
-    request_lines: list[bytes] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        request_lines.append(head.split(b"\r\n", 1)[0])
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                await reader.readexactly(int(line.split(b":")[1]))
-        writer.write(response)
-        await writer.drain()
-        if then_stall:
-            await asyncio.sleep(30)
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1], request_lines
-    finally:
-        server.close()
-
-
 def _provider(port: int) -> str:
-    return (
-        f'  raw: {{base_url: "http://127.0.0.1:{port}/v1", '
-        "timeouts: {connect: 2, read: 0.5, stream_idle: 0.5}}"
+    return raw_provider(port)
+
+
+async def test_non_streaming_body_that_stalls_before_any_byte_is_504_and_a_timeout_task(
+    proxy_factory,
+):
+    headers_only = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
     )
-
-
-async def test_non_streaming_body_that_stalls_is_504_and_a_timeout_task(proxy_factory):
-    partial = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"
     async with (
-        raw_upstream(partial, then_stall=True) as (port, _),
+        raw_upstream(headers_only, then_stall=True) as (port, _),
         proxy_factory(providers=_provider(port)) as proxy,
     ):
         response = await proxy.client.post("/v1/chat/completions", json=CHAT)
@@ -53,6 +32,21 @@ async def test_non_streaming_body_that_stalls_is_504_and_a_timeout_task(proxy_fa
         assert response.json()["error"]["type"] == "timeout_error"
         record = (await proxy.wait_final())[0]
         assert record.status == "timeout" and record.http_status == 504
+
+
+async def test_non_streaming_body_that_stalls_midway_breaks_the_relayed_response(proxy_factory):
+    """Bodies are relayed as they arrive: once the first bytes are out, a stall can only end
+    the client's response early (its connection is closed), never turn into a clean 200."""
+    partial = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"
+    async with (
+        raw_upstream(partial, then_stall=True) as (port, _),
+        proxy_factory(providers=_provider(port)) as proxy,
+    ):
+        with pytest.raises(httpx.RemoteProtocolError):
+            await proxy.client.post("/v1/chat/completions", json=CHAT)
+        record = (await proxy.wait_final())[0]
+        assert record.status == "timeout" and record.http_status == 200
+        assert record.error_message == "upstream stalled while sending its response"
 
 
 async def test_error_event_inside_a_stream_records_an_error_task(proxy_factory):
@@ -78,15 +72,18 @@ async def test_error_event_inside_a_stream_records_an_error_task(proxy_factory):
         assert record.error_message == "overloaded" and record.response_text == "par"
 
 
-async def test_percent_encoded_pass_through_paths_stay_encoded(proxy_factory):
+async def test_percent_encoded_pass_through_paths_reach_the_upstream_encoded(proxy_factory):
     ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
     async with (
         raw_upstream(ok, then_stall=False) as (port, requests),
         proxy_factory("default_provider: raw", providers=_provider(port)) as proxy,
     ):
-        response = await proxy.client.get("/v1/files/a%2Fb%3Fc")
+        response = await proxy.client.get("/v1/files/a%3Fb%20c%25d?x=1")
         assert response.status_code == 200
-        assert requests[-1] == b"GET /v1/files/a%2Fb%3Fc HTTP/1.1"
+        assert requests[-1] == b"GET /v1/files/a%3Fb%20c%25d?x=1 HTTP/1.1"
+        response = await proxy.client.get("/v1/files/a%2Fb")  # an encoded slash: refused
+        assert response.status_code == 400 and response.json()["error"]["param"] == "path"
+        assert len(requests) == 1
 
 
 async def test_concurrent_calls_with_one_task_id_forward_only_one(proxy):
