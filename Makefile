@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 MOCK_PORT ?= 9000
 
-.PHONY: install install-dev run test lint bench
+.PHONY: install install-dev run test lint lint-imports bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,13 @@ run: install
 test: install-dev
 	$(BIN)/pytest -q
 
-lint: install-dev
+lint: install-dev lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The layers only point down: proxy -> persistence -> pricing (pyproject.toml, import-linter).
+lint-imports: install-dev
+	$(BIN)/lint-imports
 
 bench: install-dev
 	$(BIN)/python bench/overhead.py

@@ -44,10 +44,10 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from persistence.engine import create_engine
+from persistence.memory_recorder import MemoryRecorder
 from persistence.migrate import migrate
 from persistence.queries.cursor import encode_cursor
 from proxy.app import create_app
-from proxy.recording import MemoryRecorder
 from proxy.settings import parse_settings
 
 ADMIN_KEY = "bench-admin-key"

@@ -22,22 +22,20 @@ from sqlalchemy.sql import Insert
 from persistence.conversation import build_conversation, conversation_input
 from persistence.models import runs_table as runs
 from persistence.models import tasks_table as tasks
+from persistence.record import (
+    COMPLETED,
+    ERROR_STATUSES,
+    FINAL_STATUSES,
+    OPEN_STATUSES,
+    PENDING,
+    STREAMING,
+    CallRecord,
+)
 from persistence.rows import coalesce, run_row, task_row
 from persistence.storable import storable_record
 from persistence.types import JSONType, Money, UTCDateTime
 from pricing.table import PriceTable
-from proxy.recording import (
-    COMPLETED,
-    ERROR,
-    FINAL_STATUSES,
-    PENDING,
-    STREAMING,
-    TIMEOUT,
-    CallRecord,
-)
 
-OPEN_STATUSES = (PENDING, STREAMING)
-ERROR_STATUSES = frozenset({ERROR, TIMEOUT})  # cancelled is the client's choice, not an error
 _FINAL_COLUMNS = [c.name for c in tasks.columns if c.name not in ("id", "created_at")]
 
 

@@ -15,8 +15,8 @@ from collections import deque
 from dataclasses import dataclass
 from itertools import islice
 
+from persistence.record import CallRecord
 from persistence.spool import Spool
-from proxy.recording import CallRecord
 
 
 @dataclass(slots=True)

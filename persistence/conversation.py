@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-CHAT_ENDPOINT = "/v1/chat/completions"
-RESPONSES_ENDPOINT = "/v1/responses"
+from persistence.record import CHAT, RESPONSES
 
 Message = dict[str, Any]
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
@@ -29,9 +28,9 @@ _TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 def conversation_input(endpoint: str | None, request: Any) -> list[Any] | None:
     """The request's conversation as chat messages; None when the task holds none (another
     endpoint, or a body stored without its messages), so the run keeps what it has."""
-    if endpoint == CHAT_ENDPOINT:
+    if endpoint == CHAT:
         return request_messages(request)
-    if endpoint == RESPONSES_ENDPOINT:
+    if endpoint == RESPONSES:
         return responses_messages(request)
     return None
 
@@ -46,7 +45,7 @@ def build_conversation(
     response_text: str | None,
     tool_calls: list[dict[str, Any]] | None,
     *,
-    endpoint: str = CHAT_ENDPOINT,
+    endpoint: str = CHAT,
 ) -> list[Any]:
     """The request's messages plus the assistant's reply, ready to send back to resume."""
     reply: Message = {"role": "assistant", "content": response_text}

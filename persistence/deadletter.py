@@ -16,8 +16,8 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from persistence.record import CallRecord
 from persistence.spool import encode_record
-from proxy.recording import CallRecord
 
 FILENAME = "dead-letter.jsonl"
 _MAX_ERROR = 2000  # characters of the database's error kept with a record

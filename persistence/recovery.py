@@ -25,13 +25,14 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from persistence.apply import OPEN_STATUSES, apply_batch
+from persistence.apply import apply_batch
 from persistence.instances import forget
 from persistence.models import instances_table as instances
 from persistence.models import tasks_table as tasks
+from persistence.record import ERROR, OPEN_STATUSES, CallRecord
+from persistence.rows import record_from_row
 from persistence.spool import Spool, claim_dead_spools
 from pricing.table import PriceTable
-from proxy.recording import ERROR, CallRecord, RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -39,49 +40,12 @@ STOPPED_MESSAGE = "airuns process stopped before the call finished"
 
 Apply = Callable[[Sequence[CallRecord]], Awaitable[None]]
 
-_ORPHAN_COLUMNS = [
-    tasks.c[name]
-    for name in (
-        "id",
-        "run_id",
-        "task_name",
-        "user_id",
-        "owner",
-        "endpoint",
-        "provider",
-        "model",
-        "upstream_model",
-        "stream",
-        "created_at",
-        "request",
-        "http_status",
-        "upstream_latency_ms",
-        "instance_id",
-    )
-]
-
 
 def orphan_record(row: Any) -> CallRecord:
     """The final record closing a task its process never finished: what the row already holds,
     as `error`, with no usage (it was never reported) and no completion time (unknown)."""
-    return CallRecord(
-        task_id=row.id,
-        run=RunInfo(row.run_id) if row.run_id is not None else None,
-        task_name=row.task_name,
-        user_id=row.user_id,
-        owner=row.owner,
-        endpoint=row.endpoint,
-        provider=row.provider or "",
-        model=row.model,
-        upstream_model=row.upstream_model,
-        stream=row.stream,
-        status=ERROR,
-        started_at=row.created_at,
-        request=row.request,
-        http_status=row.http_status,
-        error_message=STOPPED_MESSAGE,
-        upstream_latency_ms=row.upstream_latency_ms,
-        instance_id=row.instance_id,
+    return record_from_row(
+        row, status=ERROR, error_message=STOPPED_MESSAGE, usage_source="missing", completed_at=None
     )
 
 
@@ -143,7 +107,7 @@ class Recovery:
         if dead:
             gone = or_(gone, instance.in_(sorted(dead)))
         return (
-            select(*_ORPHAN_COLUMNS)
+            select(tasks)
             .select_from(tasks.outerjoin(instances, instances.c.id == instance))
             .where(
                 tasks.c.status.in_(OPEN_STATUSES),

@@ -12,13 +12,12 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from persistence.conversation import CHAT_ENDPOINT, RESPONSES_ENDPOINT
 from persistence.naming import generate_run_name
+from persistence.record import CONVERSATION_ENDPOINTS, ERROR, CallRecord, RunInfo
 from persistence.types import quantize_money
 from pricing.cost import compute_cost, price_dict
 from pricing.table import PriceTable
 from pricing.usage import Usage
-from proxy.recording import ERROR, CallRecord, RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +26,6 @@ log = logging.getLogger(__name__)
 MAX_CALL_COST = Decimal(1_000_000)
 
 _GENERATION_EXCLUDED = ("messages", "input")
-# Endpoints whose request holds a user's message to name a run after (an embeddings `input`
-# or a completions `prompt` is not one: those runs get the date form).
-_NAMED_FROM_REQUEST = (CHAT_ENDPOINT, RESPONSES_ENDPOINT)
 
 
 def coalesce(records: Iterable[CallRecord]) -> list[CallRecord]:
@@ -49,33 +45,53 @@ def coalesce(records: Iterable[CallRecord]) -> list[CallRecord]:
     return list(chosen.values())
 
 
+# The one mapping between a record's fields and its task row's columns: the fields stored as
+# they are, and those whose column has another name. Usage, run, prices and the row's own
+# bookkeeping are mapped by hand below.
+_STORED_AS_IS = (
+    "task_name", "endpoint", "provider", "model", "upstream_model", "response_model", "stream",
+    "status", "http_status", "request", "response_text", "tool_calls", "finish_reason",
+    "error_message", "usage_source", "upstream_latency_ms", "total_time_ms", "overhead_ms",
+    "user_id", "owner", "instance_id", "completed_at",
+)  # fmt: skip
+_RENAMED = {"task_id": "id", "ttft_ms": "time_to_first_token_ms", "started_at": "created_at"}
+_USAGE_COLUMNS = (
+    "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "total_tokens"
+)  # fmt: skip
+
+
+def record_from_row(row: Any, **changes: Any) -> CallRecord:
+    """A task row read back as a record (recovery closes orphaned tasks through these), with
+    `changes` applied; usage is left out: a record that is read back is never re-priced."""
+    fields = {name: getattr(row, name) for name in _STORED_AS_IS}
+    fields |= {field: getattr(row, column) for field, column in _RENAMED.items()}
+    run = RunInfo(row.run_id) if row.run_id is not None else None
+    record = CallRecord(**fields, run=run, usage=None)
+    return replace(record, **changes) if changes else record
+
+
 def closing_record(record: CallRecord, reason: str) -> CallRecord:
     """What is stored of a final record the database refused: the task closed as `error` with
     `reason`, keeping only identity and timings, each within what a column holds (no bodies,
     no usage, no run metadata: one of them is what was refused)."""
-    run = RunInfo(record.run.id) if record.run is not None else None
     http_status = record.http_status
-    return CallRecord(
-        task_id=record.task_id,
-        run=run,
-        task_name=record.task_name,
-        user_id=record.user_id,
-        owner=record.owner,
-        endpoint=record.endpoint,
-        provider=record.provider,
-        model=record.model,
-        upstream_model=record.upstream_model,
-        stream=record.stream,
+    return replace(
+        record,
+        run=RunInfo(record.run.id) if record.run is not None else None,
         status=ERROR,
-        started_at=record.started_at,
+        request=None,
+        response_model=None,
+        response_text=None,
+        tool_calls=None,
+        finish_reason=None,
+        usage=None,
+        usage_source="missing",
         http_status=http_status if http_status is not None and 100 <= http_status < 600 else None,
         error_message=f"airuns could not store this call's record: {reason}",
         upstream_latency_ms=_duration(record.upstream_latency_ms),
         ttft_ms=_duration(record.ttft_ms),
         total_time_ms=_duration(record.total_time_ms),
         overhead_ms=_duration(record.overhead_ms),
-        completed_at=record.completed_at,
-        instance_id=record.instance_id,
     )
 
 
@@ -105,46 +121,18 @@ def run_row(record: CallRecord) -> dict[str, Any]:
 
 
 def _naming_request(record: CallRecord) -> dict[str, Any] | None:
-    return record.request if record.endpoint in _NAMED_FROM_REQUEST else None
+    return record.request if record.endpoint in CONVERSATION_ENDPOINTS else None
 
 
 def task_row(record: CallRecord, prices: PriceTable) -> dict[str, Any]:
     """Every column of the task, so rows of one batch share their keys (executemany)."""
+    row = {name: getattr(record, name) for name in _STORED_AS_IS}
+    row |= {column: getattr(record, field) for field, column in _RENAMED.items()}
     usage = record.usage or Usage()
-    return {
-        "id": record.task_id,
-        "run_id": record.run.id if record.run else None,
-        "task_name": record.task_name,
-        "endpoint": record.endpoint,
-        "provider": record.provider,
-        "model": record.model,
-        "upstream_model": record.upstream_model,
-        "response_model": record.response_model,
-        "stream": record.stream,
-        "status": record.status,
-        "http_status": record.http_status,
-        "request": record.request,
-        "response_text": record.response_text,
-        "tool_calls": record.tool_calls,
-        "finish_reason": record.finish_reason,
-        "error_message": record.error_message,
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "cached_tokens": usage.cached_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "total_tokens": usage.total_tokens,
-        "usage_source": record.usage_source,
-        "upstream_latency_ms": record.upstream_latency_ms,
-        "time_to_first_token_ms": record.ttft_ms,
-        "total_time_ms": record.total_time_ms,
-        "overhead_ms": record.overhead_ms,
-        **price_columns(record, prices),
-        "user_id": record.user_id,
-        "owner": record.owner,
-        "instance_id": record.instance_id,
-        "created_at": record.started_at,
-        "completed_at": record.completed_at,
-    }
+    row |= {column: getattr(usage, column) for column in _USAGE_COLUMNS}
+    row["run_id"] = record.run.id if record.run else None
+    row |= price_columns(record, prices)
+    return row
 
 
 def price_columns(record: CallRecord, prices: PriceTable) -> dict[str, Any]:

@@ -28,8 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from persistence.record import CallRecord, RunInfo
 from pricing.usage import Usage
-from proxy.recording import CallRecord, RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -191,10 +191,6 @@ class Spool:
             log.error("spool %s counts %d records it cannot read", self.path, self.pending)
             self.pending = 0
         return decode_lines(lines, self.path), end, len(lines)
-
-    @property
-    def read_offset(self) -> int:
-        return self._read_offset
 
     def consume(self, end: int, count: int) -> None:
         """The records before `end` are in the database."""

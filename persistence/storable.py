@@ -23,7 +23,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from proxy.recording import CallRecord, RunInfo
+from persistence.record import CallRecord, RunInfo
 
 REPLACEMENT = "\ufffd"
 MAX_DEPTH = 64

@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from persistence.inflight import InFlightTasks
+from persistence.record import CallRecord
 from persistence.writer import BatchWriter
-from proxy.recording import CallRecord
 
 
 class ThreadedRecorder:
@@ -43,6 +44,10 @@ class ThreadedRecorder:
         return self.writer.instance_id
 
     @property
+    def inflight(self) -> InFlightTasks:
+        return self.writer.inflight
+
+    @property
     def backlog(self) -> int:
         return len(self._inbox) + self.writer.backlog
 
@@ -59,16 +64,6 @@ class ThreadedRecorder:
                 self._loop.call_soon_threadsafe(self._transfer)
             except RuntimeError:  # the writer's loop is closed: stop() drops late records
                 self._waking = False
-
-    def is_task_active(self, task_id: str) -> bool:
-        if self.writer.is_task_active(task_id):
-            return True
-        return any(record.task_id == task_id for record in list(self._inbox))
-
-    async def task_exists(self, task_id: str) -> bool:
-        return self.is_task_active(task_id) or await self._on_writer(
-            self.writer.task_exists(task_id)
-        )
 
     async def start(self) -> None:
         if self._thread is not None:

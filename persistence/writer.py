@@ -1,8 +1,10 @@
 """The production `Recorder`: records go to the database in batches, off the request path, and
-to an on-disk spool when the database cannot take them.
+to an on-disk spool when the database cannot take them. Its one job is the write; the spill
+rule (`spill.py`) and the process's liveness and recovery (`liveness.py`) run beside it.
 
 - `submit()` never waits, never does I/O and never raises: it appends to memory and returns.
-  It must be called from the event loop the writer runs on.
+  It must be called from the event loop the writer runs on; it stamps each record with this
+  process's instance id.
 - The write loop takes up to `batch_size` records (the spool's unread ones first, then
   memory's) once that many wait or `flush_interval` after the first arrived, and applies them
   in one transaction (`apply_batch`, idempotent: a batch applied twice — after a lost commit
@@ -10,22 +12,14 @@ to an on-disk spool when the database cannot take them.
   errors are retried with capped exponential backoff, the batch staying at the head of the
   line. A batch failing otherwise (a permanent error: the database will never take it as it is)
   is split until the refused records stand alone; each is appended to the dead-letter file
-  beside the spool (`persistence.deadletter`), its task is closed as `error`, and it is counted
-  in `rejected`. Nothing refused is retried, from memory or from a spool.
-- Overflow policy — nothing final is dropped: memory holds at most `queue_size` records, and,
-  while the database fails or a write hangs (10 s), none for longer than `spool_after`
-  seconds (a database merely behind under load is left to catch up); beyond either, the
-  oldest records (with the batch being written, when it is that old) are appended to this
-  process's spool and fsync'd, one write and one fsync per spill. The spool is read back in
-  order once the database answers. Guarantee: while the database is failing, a record
-  submitted `spool_after` seconds ago is in the database or on disk (plus the time of one
-  fsync); while it is healthy, at most `queue_size` records wait in memory. Only if the spool
-  itself cannot be written (disk full, no permission) does memory fall back to dropping,
+  beside the spool (`deadletter.py`), its task is closed as `error`, and it is counted in
+  `rejected`. Nothing refused is retried, from memory or from a spool.
+- Overflow policy — nothing final is dropped: see `spill.py` for when records go to the spool,
+  which is read back in order once the database answers. Only if the spool itself cannot be
+  written (disk full, no permission) does memory fall back to dropping beyond `queue_size`,
   oldest start records first, counted in `dropped`.
-- Liveness: the process upserts its `instances` row every `heartbeat_interval` (its first
-  write waits for that row, so no one takes its tasks for orphans), and holds its spool's lock.
-  Every interval, and first once the database answers, `Recovery` replays dead processes'
-  spools and closes tasks they left open. Start-up never waits for the database.
+- Each final record written, spooled, refused or dropped releases its task id from the
+  in-flight registry (`inflight.py`): from then on the duplicate check asks the database.
 - `stop()` writes everything to the database, giving up after `stop_timeout` seconds or once
   the database has refused writes for `give_up_after` seconds; then what is left goes to the
   spool, which the next process to start replays.
@@ -36,31 +30,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.apply import apply_batch
 from persistence.backlog import Backlog
 from persistence.deadletter import append_dead_letter
 from persistence.failures import describe_refusal, is_transient
-from persistence.instances import beat, forget, new_instance_id
-from persistence.models import tasks_table
+from persistence.health import DatabaseHealth
+from persistence.inflight import InFlightTasks
+from persistence.instances import new_instance_id
+from persistence.liveness import Liveness
+from persistence.record import CallRecord
 from persistence.recovery import Recovery
 from persistence.rows import closing_record, coalesce
+from persistence.settings import WriterSettings
+from persistence.spill import Spiller
 from persistence.spool import Spool
 from pricing.table import PriceTable
-from proxy.recording import CallRecord
-from proxy.settings import RecordingSettings
 
 log = logging.getLogger(__name__)
-_HUNG_WRITE_SECONDS = 10.0
 
 # Rows per INSERT statement. Batches vary in size, and every distinct row count is a distinct
 # statement that asyncpg prepares and caches per connection (~0.3 MB for a few hundred rows):
@@ -78,54 +71,62 @@ class BatchWriter:
         self,
         engine: AsyncEngine,
         prices: PriceTable,
-        settings: RecordingSettings | None = None,
+        settings: WriterSettings | None = None,
         *,
         instance_id: str | None = None,
-        first_backoff: float = 0.05,
-        max_backoff: float = 5.0,
-        lookup_timeout: float = 0.5,
-        stop_timeout: float = 10.0,
-        give_up_after: float = 1.0,
+        inflight: InFlightTasks | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine.execution_options(insertmanyvalues_page_size=_INSERT_PAGE)
         self._prices = prices
-        self._settings = settings = settings or RecordingSettings()
+        self._settings = settings = settings or WriterSettings()
         self.instance_id = instance_id or new_instance_id()
-        self._first_backoff, self._max_backoff = first_backoff, max_backoff
-        self._lookup_timeout = lookup_timeout
-        self._stop_timeout, self._give_up_after = stop_timeout, give_up_after
+        self.inflight = inflight if inflight is not None else InFlightTasks()
         self._clock = clock
-        self._heartbeat = max(0.01, settings.heartbeat_interval)
         self._backlog = Backlog(settings.queue_size)
-        self._spool_broken = False
-        self._recovery = Recovery(
+        hung_after = max(settings.hung_write_after, 10 * settings.spool_after)
+        self._health = DatabaseHealth(clock, hung_after)
+        self._spiller = Spiller(
+            self._backlog, self._health, settings.spool_after, clock, self._forget
+        )
+        recovery = Recovery(
             self._engine, prices, self.instance_id, settings.spool_dir, settings.batch_size
         )
-        self._active: set[str] = set()  # tasks whose final record is in memory or in flight
+        self._liveness = Liveness(
+            self._engine,
+            self.instance_id,
+            settings.heartbeat_interval,
+            settings.first_backoff,
+            self._health,
+            recovery,
+        )
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
-        self._spill_now = asyncio.Event()
-        self._registered = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
-        self._started_at = datetime.now(UTC)
-        self._failing_since: float | None = None
-        self._writing_since: float | None = None  # when the batch being written began
         self._stopping = False
         self._closed = False
         self.written = 0  # records committed
-        self.spooled = 0  # records appended to the spool (some are then written, too)
         self.dropped = 0  # records lost: the spool was unusable, or submitted after stop
         self.rejected = 0  # records the database refused for good (in the dead-letter file)
-        self.retries = 0  # transient database errors retried (writes and heartbeats)
+        self._write_retries = 0
 
     @property
     def backlog(self) -> int:
         """Records submitted but not yet written (in memory or in the spool)."""
         return len(self._backlog)
 
+    @property
+    def retries(self) -> int:
+        """Transient database errors retried, by writes and heartbeats."""
+        return self._write_retries + self._liveness.retries
+
+    @property
+    def spooled(self) -> int:
+        """Records appended to the spool so far (some are then written, too)."""
+        return self._spiller.spooled
+
     def status(self) -> dict[str, int]:
-        """For `/readyz`."""
+        """For `/readyz` and `/metrics`."""
         return {
             "backlog": len(self._backlog),
             "spooled": self._backlog.spooled,
@@ -140,30 +141,18 @@ class BatchWriter:
             log.exception("dropping a call record")
             self.dropped += 1
 
-    def is_task_active(self, task_id: str) -> bool:
-        """Whether the task is in flight in this process (its final record is in memory)."""
-        return task_id in self._active
-
-    async def task_exists(self, task_id: str) -> bool:
-        """In flight here or already in the database. Fails open: when the database does not
-        answer within `lookup_timeout`, the id is taken as new rather than refusing the call."""
-        if task_id in self._active:
-            return True
-        query = select(tasks_table.c.id).where(tasks_table.c.id == task_id)
-        try:
-            async with asyncio.timeout(self._lookup_timeout), self._engine.connect() as conn:
-                return (await conn.execute(query)).first() is not None
-        except Exception:
-            log.warning("task id lookup failed; treating %s as new", task_id, exc_info=True)
-            return False
-
     async def start(self) -> None:
         """Open the spool and start the background loops; never waits for the database."""
         if self._loops:
             return
         self._open_spool()
-        loops = (self._write_loop, self._spool_loop, self._heartbeat_loop, self._recovery_loop)
-        self._loops = [asyncio.create_task(run(), name=f"airuns{run.__name__}") for run in loops]
+        loops = {
+            "write": self._write_loop(),
+            "spill": self._spiller.run(),
+            "heartbeat": self._liveness.heartbeat(),
+            "recovery": self._liveness.recover(self._backlog.spool, self._write),
+        }
+        self._loops = [asyncio.create_task(run, name=f"airuns-{n}") for n, run in loops.items()]
 
     async def stop(self, timeout: float | None = None) -> None:
         """Write everything submitted so far to the database, else to the spool; see the
@@ -172,15 +161,15 @@ class BatchWriter:
         self._stopping = True
         self._arrived.set()
         self._full.set()
-        drained = await self._drain(self._stop_timeout if timeout is None else timeout)
+        drained = await self._drain(self._settings.stop_timeout if timeout is None else timeout)
         for loop in reversed(self._loops):  # the write loop last: it may have finished
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         if not drained:
-            await self._spill(0.0, everything=True)
+            await self._spiller.spill(0.0, everything=True)
         self._report_loss()
         if drained:
-            await self._forget_instance()
+            await self._liveness.forget()
         if self._backlog.spool is not None:
             self._backlog.spool.close()
         self._closed = True
@@ -193,32 +182,30 @@ class BatchWriter:
                 "no spool in %s: records beyond recording.queue_size will be dropped",
                 self._settings.spool_dir,
             )
-            self._spool_broken = True
+            self._spiller.broken = True
 
     def _enqueue(self, record: CallRecord) -> None:
         if self._closed:
             log.error("call record for task %s submitted after stop: dropped", record.task_id)
+            self._forget([record])
             self.dropped += 1
             return
-        if record.instance_id is None:
-            record = replace(record, instance_id=self.instance_id)
-        self._backlog.push(record, self._clock())
-        self._active.add(record.task_id)
+        self._backlog.push(replace(record, instance_id=self.instance_id), self._clock())
         self._arrived.set()
         waiting = len(self._backlog.memory)
         if waiting >= self._settings.batch_size:
             self._full.set()
         if waiting > self._settings.queue_size:
-            if self._spool_broken:
+            if self._spiller.broken:
                 self._forget([self._backlog.drop_one()])
                 self.dropped += 1
             else:
-                self._spill_now.set()
+                self._spiller.wake()
 
     # The write loop.
 
     async def _write_loop(self) -> None:
-        await self._registered.wait()
+        await self._liveness.registered.wait()
         while await self._next_batch_ready():
             try:
                 size = max(1, self._settings.batch_size)
@@ -229,7 +216,7 @@ class BatchWriter:
                     self._forget(batch.records)
             except Exception:  # e.g. the spool cannot be read: keep the loop alive
                 log.exception("write loop error; retrying")
-                await asyncio.sleep(self._max_backoff)
+                await asyncio.sleep(self._settings.max_backoff)
 
     async def _next_batch_ready(self) -> bool:
         """Wait for records, then for a full batch or `flush_interval`; False once stopped
@@ -247,21 +234,22 @@ class BatchWriter:
         return True
 
     def _forget(self, records: Sequence[CallRecord]) -> None:
+        """These records are stored, spooled or lost: their tasks are no longer in flight."""
         for record in records:
             if record.is_final:
-                self._active.discard(record.task_id)
+                self.inflight.release(record.task_id)
 
     async def _write(self, batch: Sequence[CallRecord]) -> None:
         """Write `batch`; what the database refuses for good is isolated (see `_refuse`), so
         one bad record never holds up the others and is never retried as it is."""
         if not batch:
             return
-        self._writing_since = self._clock()
+        self._health.writing_since = self._clock()
         copies = Counter(record.task_id for record in batch)
         try:
             await self._write_isolating(coalesce(batch), copies)
         finally:
-            self._writing_since = None
+            self._health.writing_since = None
 
     async def _write_isolating(self, records: list[CallRecord], copies: Counter[str]) -> None:
         """Apply `records`; on a permanent error, halve the batch until the records that cause
@@ -311,60 +299,31 @@ class BatchWriter:
             except Exception as error:
                 if not is_transient(error):
                     raise
-                self._database_failed()
-                delay = min(self._first_backoff * 2**attempt, self._max_backoff)
+                self._health.failed()
+                delay = self._settings.first_backoff * 2**attempt
+                delay = min(delay, self._settings.max_backoff)
                 log.warning("database write failed (%s); retrying in %.2fs", error, delay)
-                self.retries += 1
+                self._write_retries += 1
                 attempt += 1
                 await asyncio.sleep(delay)
             else:
-                self._failing_since = None
+                self._health.answered()
                 return
 
-    def _database_failed(self) -> None:
-        if self._failing_since is None:
-            self._failing_since = self._clock()
+    # Stopping.
 
-    # The spool loop: what waited too long in memory goes to disk.
-
-    async def _spool_loop(self) -> None:
-        tick = max(0.005, self._settings.spool_after / 2)
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._spill_now.wait(), tick)
-            self._spill_now.clear()
-            await self._spill(tick if self._database_struggling() else math.inf)
-
-    def _database_struggling(self) -> bool:
-        """Spill by age only while the database fails or a write hangs: a database that is
-        merely behind under load catches up by itself, and spilling its backlog would spend CPU
-        (encode, fsync, read back, decode) exactly when the process is busiest. Spilling by
-        count (`queue_size`) happens regardless."""
-        if self._failing_since is not None:
-            return True
-        started = self._writing_since
-        return started is not None and self._clock() - started > self._hung_after
-
-    @property
-    def _hung_after(self) -> float:
-        """A write this long is hung, not slow: under load one batch may wait a second or more
-        for the busy event loop, and that alone must not start spilling."""
-        return max(_HUNG_WRITE_SECONDS, 10 * self._settings.spool_after)
-
-    async def _spill(self, max_age: float, everything: bool = False) -> None:
-        spool = self._backlog.spool
-        if spool is None or self._spool_broken:
-            return
-        try:
-            moved = self._backlog.spill(self._clock(), max_age, everything)
-            if moved:
-                await asyncio.to_thread(spool.sync)
-        except OSError:
-            log.exception("the spool %s cannot be written; falling back to memory", spool.path)
-            self._spool_broken = True
-            return
-        self.spooled += len(moved)
-        self._forget(moved)
+    async def _drain(self, timeout: float) -> bool:
+        """Wait for the write loop to finish; False when it has not within `timeout` or the
+        database has been refusing writes for `give_up_after` seconds."""
+        deadline = self._clock() + timeout
+        write_loop = self._loops[0]
+        while not write_loop.done():
+            now = self._clock()
+            giving_up = self._health.failing_for() >= self._settings.give_up_after
+            if now >= deadline or (self._health.failing_since is not None and giving_up):
+                return False
+            await asyncio.wait({write_loop}, timeout=min(0.05, deadline - now))
+        return True
 
     def _report_loss(self) -> None:
         lost = len(self._backlog) - self._backlog.spooled
@@ -377,59 +336,3 @@ class BatchWriter:
                 self._backlog.spooled,
                 self._backlog.spool.path,  # type: ignore[union-attr]
             )
-
-    # Liveness and recovery.
-
-    async def _heartbeat_loop(self) -> None:
-        delay = self._first_backoff
-        while True:
-            try:
-                async with asyncio.timeout(max(1.0, self._heartbeat)):
-                    async with self._engine.begin() as conn:
-                        now = datetime.now(UTC)
-                        await beat(conn, self.instance_id, now, self._heartbeat, self._started_at)
-            except Exception as error:
-                if is_transient(error):
-                    self._database_failed()
-                    self.retries += 1
-                log.warning("heartbeat failed (%s); retrying in %.2fs", error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._heartbeat)
-                continue
-            self._registered.set()
-            self._failing_since = None
-            delay = self._first_backoff
-            await asyncio.sleep(self._heartbeat)
-
-    async def _recovery_loop(self) -> None:
-        await self._registered.wait()
-        while True:
-            try:
-                await self._recovery.run(self._backlog.spool, self._write)
-            except Exception as error:
-                transient = is_transient(error)
-                log.warning(
-                    "recovery pass failed (%s); retrying later", error, exc_info=not transient
-                )
-            await asyncio.sleep(self._heartbeat)
-
-    async def _drain(self, timeout: float) -> bool:
-        """Wait for the write loop to finish; False when it has not within `timeout` or the
-        database has been refusing writes for `give_up_after` seconds."""
-        deadline = self._clock() + timeout
-        write_loop = self._loops[0]
-        while not write_loop.done():
-            now = self._clock()
-            failing = self._failing_since is not None
-            if now >= deadline or (failing and now - self._failing_since >= self._give_up_after):
-                return False
-            await asyncio.wait({write_loop}, timeout=min(0.05, deadline - now))
-        return True
-
-    async def _forget_instance(self) -> None:
-        """A clean stop removes the instance's row (best effort: it would expire anyway)."""
-        try:
-            async with asyncio.timeout(1.0), self._engine.begin() as conn:
-                await forget(conn, [self.instance_id], datetime.now(UTC))
-        except Exception:
-            log.warning("could not remove instance %s", self.instance_id, exc_info=True)

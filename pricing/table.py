@@ -12,14 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from genai_prices.data import providers as BUNDLED_PROVIDERS
 from genai_prices.data_snapshot import find_provider_by_id
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices
 
-if TYPE_CHECKING:
-    from proxy.settings import Price
+from pricing.price import Price
 
 PriceSource = Literal["override", "genai-prices"]
 Match = tuple[Provider, ModelInfo]

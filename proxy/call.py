@@ -1,54 +1,56 @@
-"""One call's state on its way through airuns, and the records it hands to the recorder.
+"""One call on its way through airuns: what is known of it once its request is accepted, and
+the records it hands to the recorder.
 
-Timing: `started` is stamped when the request arrived (perf_counter); `upstream_wait` adds up
-the time spent awaiting the upstream, so `overhead` = total − upstream_wait is the time spent
-in airuns itself (what the `airuns_overhead_seconds` histogram reports).
+Timing: `started` is stamped when the request arrived (perf_counter); the upstream response
+counts the time spent waiting on the upstream (`UpstreamResponse.waited`), so `overhead` =
+total − that wait is the time spent in airuns itself (the `airuns_overhead_seconds` histogram).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
+from persistence.record import CANCELLED, CallRecord, RunInfo
 from pricing.usage import estimate_usage
 from proxy.capture import Capture
 from proxy.headers import Tracking
+from proxy.intake import Prepared
 from proxy.outcome import Outcome
-from proxy.recording import CANCELLED, CallRecord, RunInfo
 from proxy.redaction import Redactor
+from proxy.upstream import UpstreamResponse
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Call:
     task_id: str
     tracking: Tracking
     endpoint: str
-    method: str
     started: float
     started_at: datetime
-    owner: str | None = None
-    provider: str = ""
-    model: str | None = None
-    upstream_model: str | None = None
-    stream: bool = False
-    usage_injected: bool = False
-    upstream_drained: bool = False  # the upstream body was read to its end
-    request: dict[str, Any] | None = None
-    http_status: int | None = None  # of the response the client has been sent, once started
-    terminal_relayed: bool = False  # the stream's terminal event has reached the client
-    headers_at: float | None = None
-    upstream_wait: float = 0.0
-    capture: Capture | None = None
-    instance_id: str | None = None
+    prepared: Prepared
+    capture: Capture
+    run: RunInfo | None
     # The client's own credential: only ever used to mask it out of stored error text.
     credential: str | None = field(default=None, repr=False)
-    run: RunInfo | None = field(default=None)
 
     @classmethod
     def begin(
-        cls, task_id: str, tracking: Tracking, endpoint: str, method: str, arrived: float
+        cls,
+        task_id: str,
+        tracking: Tracking,
+        endpoint: str,
+        arrived: float,
+        prepared: Prepared,
+        max_text: int,
+        credential: str | None,
     ) -> Call:
+        capture = Capture(
+            endpoint,
+            started=arrived,
+            usage_injected=prepared.usage_injected,
+            max_text=max_text if tracking.track else 0,
+        )
         run = None
         if tracking.run_id is not None:
             run = RunInfo(
@@ -58,15 +60,9 @@ class Call:
                 tracking.source_id,
                 tracking.run_metadata,
             )
-        return cls(
-            task_id,
-            tracking,
-            endpoint,
-            method,
-            arrived,
-            datetime.now(UTC),
-            run=run,
-        )
+        started_at = datetime.now(UTC)
+        return cls(task_id, tracking, endpoint, arrived, started_at, prepared, capture, run,
+                   credential)  # fmt: skip
 
     def record(self, status: str, http_status: int | None = None) -> CallRecord:
         """The record of a call under way (`pending`, `streaming`)."""
@@ -75,6 +71,7 @@ class Call:
     def final_record(
         self,
         outcome: Outcome,
+        upstream: UpstreamResponse | None,
         now: float,
         redactor: Redactor,
         *,
@@ -85,7 +82,7 @@ class Call:
         `keep_response` (capture.response_bodies: false) the reply's text and tool calls are
         left out; text beyond `max_text` characters is truncated. Credentials in the error
         text are masked before it goes anywhere."""
-        capture = self.capture or Capture(self.endpoint, started=self.started)
+        capture = self.capture
         total = now - self.started
         text = capture.text
         usage, usage_source = capture.usage, "provider" if capture.usage else "missing"
@@ -94,10 +91,12 @@ class Call:
             usage_source = "invalid"
             error = error or f"upstream reported invalid usage: {capture.usage_problem}"
         elif usage is None and outcome.status == CANCELLED:
-            usage = estimate_usage(self.request, text)
+            usage = estimate_usage(self.prepared.request, text)
             usage_source = "estimated" if usage is not None else "missing"
         if text is not None and max_text is not None and len(text) > max_text:
             text = text[:max_text]
+        waited = upstream.waited if upstream is not None else 0.0
+        latency = (upstream.headers_at - self.started) * 1000.0 if upstream is not None else None
         return CallRecord(
             **self._identity(outcome.status),
             http_status=outcome.http_status,
@@ -108,32 +107,27 @@ class Call:
             error_message=redactor.mask(error, self.credential),
             usage=usage,
             usage_source=usage_source,
-            upstream_latency_ms=_ms(self.headers_at, self.started),
-            ttft_ms=capture.ttft_ms if self.stream else None,
+            upstream_latency_ms=latency,
+            ttft_ms=capture.ttft_ms if self.prepared.stream else None,
             total_time_ms=total * 1000.0,
-            overhead_ms=(total - self.upstream_wait) * 1000.0,
+            overhead_ms=(total - waited) * 1000.0,
             completed_at=datetime.now(UTC),
         )
 
-    def _identity(self, status: str) -> dict[str, Any]:
-        tracking = self.tracking
+    def _identity(self, status: str) -> dict:
+        tracking, prepared = self.tracking, self.prepared
         return {
             "task_id": self.task_id,
             "run": self.run,
             "task_name": tracking.task_name,
             "user_id": tracking.user_id,
-            "owner": self.owner,
+            "owner": None,
             "endpoint": self.endpoint,
-            "provider": self.provider,
-            "model": self.model,
-            "upstream_model": self.upstream_model,
-            "stream": self.stream,
+            "provider": prepared.provider,
+            "model": prepared.model,
+            "upstream_model": prepared.upstream_model,
+            "stream": prepared.stream,
             "status": status,
             "started_at": self.started_at,
-            "request": self.request,
-            "instance_id": self.instance_id,
+            "request": prepared.request,
         }
-
-
-def _ms(at: float | None, since: float) -> float | None:
-    return None if at is None else (at - since) * 1000.0

@@ -15,14 +15,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from persistence.record import RESPONSES
 from pricing.usage import InvalidUsage, Usage, extract_usage
 from proxy.jsonfast import decode_json
 from proxy.sse import SSEEvent
-
-CHAT = "/v1/chat/completions"
-COMPLETIONS = "/v1/completions"
-RESPONSES = "/v1/responses"
-EMBEDDINGS = "/v1/embeddings"
 
 _RESPONSES_OUTPUT_DELTAS = (
     "response.output_text.delta",
@@ -227,6 +223,11 @@ class Capture:
                 )
         if calls:
             self.tool_calls = dict(enumerate(calls))
+
+    def note_error(self, text: str) -> None:
+        """An error the body says in a form `observe_body` cannot read (not JSON)."""
+        if self.error_message is None:
+            self.error_message = text
 
     def _take_usage(self, usage: Any) -> None:
         """The last usage object that can be read wins; one that cannot be right leaves the

@@ -94,6 +94,10 @@ class DisconnectWatcher:
                     self._task.cancel()
                 return
 
+    def client_gone(self) -> bool:
+        """Whether a cancellation of the call was the client leaving."""
+        return self.disconnected
+
     def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()

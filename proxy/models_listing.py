@@ -15,9 +15,10 @@ import json
 
 from proxy.errors import ProxyError
 from proxy.settings import Settings
-from proxy.upstream import UpstreamIdleTimeout, UpstreamPool, UpstreamStreamError
+from proxy.upstream import UpstreamPool
 
 _LIST_TIMEOUT = 5.0
+_MAX_LISTING = 8 * 1024 * 1024  # bytes of one provider's model list
 
 
 async def list_models(
@@ -48,10 +49,10 @@ async def _provider_models(
         async with asyncio.timeout(_LIST_TIMEOUT):
             response = await pool.send(provider, "GET", "/models", headers, None, stream=False)
             try:
-                payload = await response.read()
+                payload = await response.read(_MAX_LISTING)
             finally:
                 response.release()
-    except (ProxyError, UpstreamStreamError, UpstreamIdleTimeout, TimeoutError):
+    except (ProxyError, TimeoutError):
         return []
     if response.status != 200:
         return []

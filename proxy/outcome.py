@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from persistence.record import CANCELLED, COMPLETED, ERROR, TIMEOUT
 from proxy.capture import Capture
 from proxy.errors import ProxyError, UpstreamTimeout
-from proxy.recording import CANCELLED, COMPLETED, ERROR, TIMEOUT
 
 CLIENT_LEFT = "client disconnected"
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from persistence.record import Recorder
+from proxy.observability import Logger, Metrics
 from proxy.settings import Settings
 
 _READY_TIMEOUT = 2.0
@@ -17,11 +19,13 @@ _READY_TIMEOUT = 2.0
 
 @dataclass
 class ServiceState:
+    """What the litestar side of the app (admin API, health, metrics) is given."""
+
     settings: Settings
-    recorder: Any
-    metrics: Any
-    log: Any
-    engine: Any = None
+    recorder: Recorder
+    metrics: Metrics
+    log: Logger
+    engine: AsyncEngine
 
 
 def _state(request: Request) -> ServiceState:
@@ -45,18 +49,10 @@ async def readyz(request: Request) -> Response:
             await conn.execute(text("select 1"))
     except Exception as exc:  # any failure to answer means "not ready"; the reason is shown
         database = f"unreachable ({type(exc).__name__})"
-    report = {"database": database, **recording_status(state.recorder)}
+    report = {"database": database, **state.recorder.status()}
     status = 200 if database == "ok" else 503
     report["status"] = "ok" if status == 200 else "unavailable"
     return Response(report, status_code=status)
-
-
-def recording_status(recorder: Any) -> dict[str, Any]:
-    """The recorder's own report (backlog, spool) when it has one."""
-    status = getattr(recorder, "status", None)
-    if callable(status):
-        return status()
-    return {"backlog": getattr(recorder, "backlog", 0)}
 
 
 @get("/metrics", sync_to_thread=False)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
+
+from pricing.price import Price
 
 
 class SettingsError(ValueError):
@@ -90,23 +92,13 @@ class CaptureSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Price:
-    """USD per 1M tokens."""
-
-    input: Decimal
-    output: Decimal
-    cached_input: Decimal | None = None
-    cache_write: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class PricingSettings:
     overrides: dict[str, Price] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class RecordingSettings:
-    """The write path: in-memory queue bound, batching, the on-disk spool, liveness."""
+    """The `recording:` keys; the app builds the writer's own `WriterSettings` from them."""
 
     queue_size: int = 10000
     batch_size: int = 500
@@ -410,7 +402,3 @@ def _check_price_as(price_as: Mapping[str, str]) -> None:
             raise SettingsError(
                 f"providers.{name}.price_as: unknown genai-prices provider {provider_id!r}{hint}"
             )
-
-
-def with_overrides(settings: Settings, **changes: Any) -> Settings:
-    return replace(settings, **changes)

@@ -1,8 +1,9 @@
 """The one boundary to upstream providers: a pooled keep-alive aiohttp session each.
 
 Sessions are opened at start-up (`UpstreamPool.open`) and closed at shutdown; tests pass
-their own base URLs (a real fake upstream on loopback). aiohttp's exceptions stop here: a
-connection failure becomes `UpstreamUnreachable` (502), a timeout `UpstreamTimeout` (504).
+their own base URLs (a real fake upstream on loopback). aiohttp's exceptions stop here, as the
+project's own errors: a connection failure, or a body broken off, becomes `UpstreamUnreachable`
+(502), a timeout `UpstreamTimeout` (504).
 
 The URL of every request is the provider's configured base URL plus a path that
 `proxy.paths.normalize_path` has checked and canonically encoded; it is passed to aiohttp as
@@ -13,6 +14,7 @@ always gets bytes that match the headers it is sent.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -21,14 +23,6 @@ from yarl import URL
 
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.settings import Settings, Timeouts
-
-
-class UpstreamStreamError(Exception):
-    """The upstream broke off a response body it had started (a disconnect mid-stream)."""
-
-
-class UpstreamIdleTimeout(Exception):
-    """No bytes from the upstream for `stream_idle` seconds while reading a body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +34,23 @@ class Provider:
 
 
 class UpstreamResponse:
-    """An upstream response whose headers have arrived; the body is read through here."""
+    """An upstream response whose headers have arrived; the body is read through here.
 
-    __slots__ = ("_response", "status", "headers", "content_type")
+    It keeps the time spent waiting on the upstream (`waited`: for the headers, then for every
+    read), so airuns' own overhead is the call's total minus that, measured in one place."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    __slots__ = (
+        "_response", "_stream", "status", "headers", "content_type", "headers_at", "waited"
+    )  # fmt: skip
+
+    def __init__(self, response: aiohttp.ClientResponse, stream: bool, sent_at: float) -> None:
         self._response = response
+        self._stream = stream
         self.status = response.status
         self.headers = response.headers
         self.content_type = response.content_type
+        self.headers_at = time.perf_counter()  # when the response headers were in
+        self.waited = self.headers_at - sent_at
 
     @property
     def is_event_stream(self) -> bool:
@@ -61,27 +63,45 @@ class UpstreamResponse:
         encoding = self.headers.get("content-encoding", "identity").strip().lower()
         return self._response.content_length if encoding == "identity" else None
 
-    async def read(self) -> bytes:
-        try:
-            return await self._response.read()
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamIdleTimeout() from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamStreamError(str(exc) or type(exc).__name__) from None
-
     async def iter_chunks(self) -> AsyncIterator[bytes]:
-        """Body bytes as they arrive; the session's sock_read bounds each wait."""
+        """Body bytes as they arrive; the session's sock_read bounds each wait. Raises
+        `UpstreamTimeout` when the upstream stalls and `UpstreamUnreachable` when it breaks
+        off."""
         content = self._response.content
         while True:
+            started = time.perf_counter()
             try:
                 chunk = await content.readany()
             except (TimeoutError, aiohttp.ServerTimeoutError):
-                raise UpstreamIdleTimeout() from None
+                raise UpstreamTimeout(self._stalled()) from None
             except aiohttp.ClientError as exc:
-                raise UpstreamStreamError(str(exc) or type(exc).__name__) from None
+                raise UpstreamUnreachable(self._broke_off(exc)) from None
+            finally:
+                self.waited += time.perf_counter() - started
             if not chunk:
                 return
             yield chunk
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body, refused (`UpstreamUnreachable`) beyond `limit` bytes."""
+        parts, size = [], 0
+        async for chunk in self.iter_chunks():
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamUnreachable(f"upstream response over {limit} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _stalled(self) -> str:
+        if self._stream:
+            return "upstream stream stalled: no data within stream_idle"
+        return "upstream stalled while sending its response"
+
+    def _broke_off(self, exc: Exception) -> str:
+        reason = str(exc) or type(exc).__name__
+        if self._stream:
+            return f"upstream closed the stream before it finished: {reason}"
+        return f"upstream broke off the response: {reason}"
 
     def close(self) -> None:
         """Drop the connection (not back to the pool): ends the upstream request now."""
@@ -145,6 +165,7 @@ class UpstreamPool:
         """Send a request to `path` (normalised, encoded) under the provider's base URL; return
         once the response headers are in."""
         url = URL(self.providers[provider].base_url + path, encoded=True)
+        started = time.perf_counter()
         try:
             response = await self._sessions[provider].request(
                 method,
@@ -165,4 +186,4 @@ class UpstreamPool:
             raise UpstreamUnreachable(
                 f"upstream provider {provider!r} is unreachable ({type(exc).__name__})"
             ) from None
-        return UpstreamResponse(response)
+        return UpstreamResponse(response, stream, started)

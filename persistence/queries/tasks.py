@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from persistence.models import tasks_table as tasks
 from persistence.queries.keyset import Ordering, Page, fetch_page
 from persistence.queries.scope import Principal, visible
+from persistence.record import CANCELLED, COMPLETED, ERROR, PENDING, STREAMING, TIMEOUT
 
-TASK_STATUSES = ("pending", "streaming", "completed", "error", "cancelled", "timeout")
+TASK_STATUSES = (PENDING, STREAMING, COMPLETED, ERROR, CANCELLED, TIMEOUT)
 NEWEST_FIRST = Ordering("tasks:newest", tasks.c.created_at, tasks.c.id, descending=True)
 OLDEST_FIRST = Ordering("run_tasks:oldest", tasks.c.created_at, tasks.c.id, descending=False)
 
@@ -86,3 +87,9 @@ def _conditions(filters: TaskFilter) -> list[ColumnElement[bool]]:
     if filters.until is not None:
         conditions.append(tasks.c.created_at < filters.until)
     return conditions
+
+
+async def task_exists(conn: AsyncConnection, task_id: str) -> bool:
+    """Whether a task with this id is stored, whoever owns it: task ids are global."""
+    query = select(tasks.c.id).where(tasks.c.id == task_id)
+    return (await conn.execute(query)).first() is not None

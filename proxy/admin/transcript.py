@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from persistence.conversation import conversation_input
+from persistence.record import CHAT
 from proxy.admin.serialize import decimal_text, timestamp
 
 _TEXT_PARTS = {"text", "input_text", "output_text"}
@@ -51,7 +52,7 @@ def _facts(run: Any) -> list[str]:
 def _turn(number: int, task: Any) -> list[str]:
     label = f" · {task.task_name}" if task.task_name else ""
     lines = [f"## Turn {number}{label} — {timestamp(task.created_at)}", ""]
-    if task.endpoint != "/v1/chat/completions":
+    if task.endpoint != CHAT:
         lines += [f"`{task.endpoint}`", ""]
     for role, text in _new_inputs(task.endpoint, task.request):
         lines += [f"**{role}**", "", text or "*(empty)*", ""]

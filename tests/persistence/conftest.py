@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.apply import apply_batch
 from persistence.models import Run, Task
+from persistence.record import COMPLETED, FINAL_STATUSES, CallRecord, RunInfo
+from pricing.price import Price
 from pricing.table import PriceTable
 from pricing.usage import Usage
-from proxy.recording import COMPLETED, FINAL_STATUSES, CallRecord, RunInfo
-from proxy.settings import Price
 
 PRICED_MODEL = "airuns-test-priced"  # an override: 3 USD per 1M input, 7 per 1M output
 AGGREGATES = [

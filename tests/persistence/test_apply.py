@@ -2,8 +2,8 @@
 
 from decimal import Decimal
 
+from persistence.record import RunInfo
 from pricing.usage import Usage
-from proxy.recording import RunInfo
 
 
 def user(text: str) -> dict:

@@ -6,13 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from persistence.conversation import (
-    CHAT_ENDPOINT,
-    RESPONSES_ENDPOINT,
-    build_conversation,
-    conversation_input,
-    responses_messages,
-)
+from persistence.conversation import build_conversation, conversation_input, responses_messages
+from persistence.record import CHAT, RESPONSES
 
 
 def responses(input_: Any, **fields: Any) -> dict:
@@ -210,7 +205,7 @@ def test_function_call_with_odd_arguments_keeps_the_call() -> None:
 )  # fmt: skip
 def test_requests_without_input_hold_no_conversation(request_body: Any) -> None:
     assert responses_messages(request_body) is None
-    assert conversation_input(RESPONSES_ENDPOINT, request_body) is None
+    assert conversation_input(RESPONSES, request_body) is None
 
 
 def test_deeply_nested_input_does_not_raise() -> None:
@@ -262,10 +257,10 @@ def test_input_items_are_copied_not_shared() -> None:
 @pytest.mark.parametrize(
     ("endpoint", "request_body", "expected"),
     [
-        (CHAT_ENDPOINT, {"messages": [USER_HI]}, [USER_HI]),
-        (CHAT_ENDPOINT, {"input": "hi"}, None),
-        (RESPONSES_ENDPOINT, {"input": "hi"}, [USER_HI]),
-        (RESPONSES_ENDPOINT, {"messages": [USER_HI]}, None),
+        (CHAT, {"messages": [USER_HI]}, [USER_HI]),
+        (CHAT, {"input": "hi"}, None),
+        (RESPONSES, {"input": "hi"}, [USER_HI]),
+        (RESPONSES, {"messages": [USER_HI]}, None),
         ("/v1/embeddings", {"input": "hi"}, None),
         ("/v1/completions", {"prompt": "hi"}, None),
     ],
@@ -277,7 +272,7 @@ def test_conversation_input_by_endpoint(endpoint: str, request_body: dict, expec
 def test_responses_conversation_ends_with_the_captured_reply() -> None:
     calls = [tool_call("call_9", "weather", '{"city":"Paris"}')]
     request = responses("Weather in Paris?", instructions="Use tools.")
-    assert build_conversation(request, "Checking.", calls, endpoint=RESPONSES_ENDPOINT) == [
+    assert build_conversation(request, "Checking.", calls, endpoint=RESPONSES) == [
         {"role": "system", "content": "Use tools."},
         {"role": "user", "content": "Weather in Paris?"},
         {"role": "assistant", "content": "Checking.", "tool_calls": calls},

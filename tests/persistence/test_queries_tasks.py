@@ -17,6 +17,7 @@ from persistence.queries.tasks import (
     get_task,
     list_run_tasks,
     list_tasks,
+    task_exists,
 )
 
 ADMIN = Principal.admin()
@@ -118,3 +119,10 @@ async def test_task_cursors_and_windows_at_the_years_limits_are_queries(
         assert [row.id for row in page.rows] == ["t1", "t2", "t5"]
         page = await list_run_tasks(conn, ADMIN, "r1", after=(LATEST_INSTANT, ""))
         assert page.rows == []
+
+
+async def test_task_exists_finds_a_stored_task_whoever_owns_it(engine, records, probe) -> None:
+    await probe.apply(records.make("stored", status="pending"), records.make("done", started=1))
+    async with engine.connect() as conn:
+        assert await task_exists(conn, "stored") and await task_exists(conn, "done")
+        assert not await task_exists(conn, "never-seen")

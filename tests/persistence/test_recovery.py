@@ -13,9 +13,9 @@ from sqlalchemy import delete, select
 from persistence.instances import beat
 from persistence.models import instances_table
 from persistence.recovery import STOPPED_MESSAGE, Recovery
+from persistence.settings import WriterSettings
 from persistence.spool import Spool
 from persistence.writer import BatchWriter
-from proxy.settings import RecordingSettings
 
 ME, LIVE, DEAD, GONE = "me:1:aa", "live:2:bb", "dead:3:cc", "gone:4:dd"
 
@@ -151,7 +151,7 @@ async def test_a_spool_replayed_twice_counts_nothing_twice(
 async def test_a_live_writer_keeps_its_tasks_while_another_one_starts(
     engine, records, probe, instances, spool_dir
 ) -> None:
-    settings = RecordingSettings(spool_dir=str(spool_dir), heartbeat_interval=0.05)
+    settings = WriterSettings(spool_dir=str(spool_dir), heartbeat_interval=0.05)
     live = BatchWriter(engine, records.prices, settings, instance_id=LIVE)
     await live.start()
     live.submit(records.make("in-flight", status="pending"))
@@ -171,7 +171,7 @@ async def test_a_live_writer_keeps_its_tasks_while_another_one_starts(
 async def test_a_writer_registers_its_instance_and_removes_it_on_a_clean_stop(
     engine, records, instances, spool_dir
 ) -> None:
-    settings = RecordingSettings(spool_dir=str(spool_dir), heartbeat_interval=0.05)
+    settings = WriterSettings(spool_dir=str(spool_dir), heartbeat_interval=0.05)
     writer = BatchWriter(engine, records.prices, settings, instance_id=ME)
     await writer.start()
     for _ in range(100):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from persistence.record import CallRecord, RunInfo
 from persistence.spool import (
     SUFFIX,
     Spool,
@@ -21,7 +22,6 @@ from persistence.spool import (
     read_lines,
 )
 from pricing.usage import Usage
-from proxy.recording import CallRecord, RunInfo
 
 T0 = datetime(2026, 11, 21, 9, 5, 7, 123456, tzinfo=UTC)
 
@@ -66,12 +66,11 @@ ROUND_TRIP_CASES = {
         overhead_ms=3.0,
         completed_at=T0 + timedelta(seconds=1.5),
         instance_id="host:123:abcd1234",
-        extra={"a": [True, False, {"b": None}]},
     ),
     "usage with missing counts": record(status="error", usage=Usage(prompt_tokens=7)),
     "non-UTC offset survives": record(started_at=T0.astimezone(timezone(timedelta(hours=5)))),
     "lone surrogate from client JSON": record(request={"messages": [{"content": "\ud800x"}]}),
-    "empty strings and containers": record(task_name="", request={}, tool_calls=[], extra={}),
+    "empty strings and containers": record(task_name="", request={}, tool_calls=[]),
 }
 
 

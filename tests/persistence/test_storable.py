@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from persistence.record import CallRecord, RunInfo
 from persistence.storable import (
     MAX_DEPTH,
     REPLACEMENT,
@@ -18,7 +19,6 @@ from persistence.storable import (
     storable_record,
     storable_text,
 )
-from proxy.recording import CallRecord, RunInfo
 
 R = REPLACEMENT
 

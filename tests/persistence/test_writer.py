@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.deadletter import dead_letter_path
 from persistence.engine import create_engine
+from persistence.record import CallRecord, RunInfo
+from persistence.settings import WriterSettings
 from persistence.spool import SUFFIX, DeadSpool, Spool, claim_dead_spools, spool_path
 from persistence.writer import BatchWriter
 from pricing.usage import Usage
-from proxy.recording import CallRecord, RunInfo
-from proxy.settings import RecordingSettings
 
 FAST_RETRY = {"first_backoff": 0.01, "max_backoff": 0.05}
 
@@ -52,7 +52,7 @@ def spool_dir(tmp_path: Path) -> Path:
 
 def writer_for(engine: AsyncEngine, records, spool_dir: Path, **settings) -> BatchWriter:
     settings = {"spool_dir": str(spool_dir), "heartbeat_interval": 0.2} | settings
-    return BatchWriter(engine, records.prices, RecordingSettings(**settings), **FAST_RETRY)
+    return BatchWriter(engine, records.prices, WriterSettings(**FAST_RETRY | settings))
 
 
 def spooled_records(spool_dir: Path) -> list[CallRecord]:
@@ -171,8 +171,10 @@ async def test_without_a_usable_spool_a_full_buffer_of_finals_drops_the_oldest(
     writer = writer_for(engine, records, not_a_directory, queue_size=2)
     await writer.start()
     for i, task_id in enumerate(["x", "y", "z"]):
+        writer.inflight.claim(task_id)
         writer.submit(records.make(task_id, started=i))
-    assert (writer.dropped, writer.is_task_active("x")) == (1, False)
+    assert writer.dropped == 1
+    assert "x" not in writer.inflight and "y" in writer.inflight  # a lost record is not in flight
     await writer.stop()
     assert [t.id for t in await probe.tasks()] == ["y", "z"]
 
@@ -220,25 +222,30 @@ async def test_start_and_final_in_one_batch_cost_one_row_write(
     assert [t.status for t in await probe.tasks()] == ["completed"] * 3
 
 
-async def test_task_exists_sees_in_flight_and_written_tasks(records, engine, spool_dir) -> None:
+async def test_a_claimed_task_id_is_released_once_its_final_record_is_written(
+    records, engine, spool_dir
+) -> None:
     writer = writer_for(engine, records, spool_dir)
+    for task_id in ("open", "done"):
+        assert writer.inflight.claim(task_id)
     writer.submit(records.make("open", status="pending"))
     writer.submit(records.make("done", status="pending", started=1))
     writer.submit(records.make("done", started=1))
-    assert writer.is_task_active("open") and writer.is_task_active("done")
+    assert "open" in writer.inflight and "done" in writer.inflight  # not stored yet
     await writer.stop()
-    assert writer.is_task_active("open") and not writer.is_task_active("done")
-    assert await writer.task_exists("open")
-    assert await writer.task_exists("done")
-    assert not await writer.task_exists("never-seen")
+    assert "open" in writer.inflight  # its call has not ended: still claimed
+    assert "done" not in writer.inflight  # stored: the database answers for it now
 
 
-async def test_task_exists_fails_open_when_the_database_is_down(records) -> None:
+async def test_a_spooled_final_record_releases_its_task_id(records, spool_dir) -> None:
     engine = unreachable_engine()
-    writer = BatchWriter(engine, records.prices, lookup_timeout=0.2)
-    started = time.perf_counter()
-    assert not await writer.task_exists("t1")
-    assert time.perf_counter() - started < 1.0
+    writer = writer_for(engine, records, spool_dir, spool_after=0.05)
+    await writer.start()
+    writer.inflight.claim("t1")
+    writer.submit(records.make("t1"))
+    await wait_until(lambda: "t1" not in writer.inflight)
+    assert writer.status()["spooled"] == 1
+    await writer.stop(timeout=0.1)
     await engine.dispose()
 
 

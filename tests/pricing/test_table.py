@@ -18,9 +18,9 @@ from genai_prices.types import (
 )
 
 from pricing.cost import compute_cost
+from pricing.price import Price
 from pricing.table import PriceQuote, PriceTable
 from pricing.usage import Usage
-from proxy.settings import Price
 
 D = Decimal
 GPT_4O_MINI = PriceQuote(

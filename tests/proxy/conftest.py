@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from persistence.memory_recorder import MemoryRecorder
 from proxy.app import create_app
 from proxy.mock_upstream import MockUpstreamServer
-from proxy.recording import MemoryRecorder
 from proxy.settings import parse_settings
 from tests.support.servers import serve_asgi
 

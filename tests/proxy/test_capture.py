@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from persistence.record import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES
 from pricing.usage import Usage
-from proxy.capture import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Capture
+from proxy.capture import Capture
 from proxy.sse import SSEEvent, parse_event
 
 STARTED = 100.0

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.capture import CHAT, Capture
+from persistence.record import CHAT
+from proxy.capture import Capture
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.outcome import Outcome, answered, broke_off, client_left, refused
 

@@ -1,279 +1,215 @@
-"""The relay against upstreams that misbehave in ways real networks and providers do: bodies
-relayed as they arrive, compressed bodies, CR line ends, error bodies with a 200, impossible
-usage, oversized events, and the terminal-event rule when the client leaves."""
+"""The relays on their own: a scripted upstream response, an ASGI `send` that keeps what it is
+given, and the outcome each returns."""
 
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
-import zlib
+from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
-from tests.support.raw_upstream import http_response, raw_provider, raw_upstream
+from persistence.record import CHAT
+from proxy.capture import Capture
+from proxy.errors import ProxyError, UpstreamTimeout, UpstreamUnreachable
+from proxy.outcome import Outcome
+from proxy.relay import relay_stream, relay_whole
+from proxy.sse import SSEDecoder
 
-CHAT = {"model": "raw/x", "messages": [{"role": "user", "content": "hi"}]}
-USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
-COMPLETION = {
-    "id": "c1",
-    "object": "chat.completion",
-    "model": "x",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"},
-                 "finish_reason": "stop"}],
-    "usage": USAGE,
-}  # fmt: skip
-
-
-def chunk(content: str | None = None, usage: dict | None = None) -> dict:
-    choices = [{"index": 0, "delta": {"content": content}}] if content is not None else []
-    return {"object": "chat.completion.chunk", "model": "x", "choices": choices, "usage": usage}
+COMPLETION = json.dumps(
+    {"choices": [{"message": {"content": "hello"}, "finish_reason": "stop"}],
+     "usage": {"prompt_tokens": 2, "completion_tokens": 1}}
+).encode()  # fmt: skip
 
 
-def sse_body(events: list[dict], end: bytes = b"\n\n", done: bool = True) -> bytes:
-    body = b"".join(b"data: " + json.dumps(e).encode() + end for e in events)
-    return body + (b"data: [DONE]" + end if done else b"")
+def event(obj: dict) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
-def chunked_head(content_type: bytes = b"text/event-stream", extra: bytes = b"") -> bytes:
-    return (
-        b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type + b"\r\n" + extra
-        + b"Transfer-Encoding: chunked\r\n\r\n"
-    )  # fmt: skip
+CHUNK = event({"choices": [{"index": 0, "delta": {"content": "hi"}}]})
+USAGE = event({"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 1}})
+DONE = b"data: [DONE]\n\n"
 
 
-def chunk_bytes(data: bytes) -> bytes:
-    return b"%x\r\n" % len(data) + data + b"\r\n"
+class ScriptedUpstream:
+    """What `UpstreamResponse` offers the relays: status, length and body reads, each read
+    either bytes or an exception to raise."""
+
+    def __init__(
+        self, reads: list[bytes | Exception], status: int = 200, content_length: int | None = None
+    ):
+        self.reads = reads
+        self.status = status
+        self.content_length = content_length
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        for read in self.reads:
+            if isinstance(read, BaseException):
+                raise read
+            yield read
 
 
-STREAM_EVENTS = [chunk("hel"), chunk("lo"), chunk(usage=USAGE)]
+class Client:
+    """An ASGI `send` that keeps the messages; `leave_after` sends cancel the relay as the
+    disconnect watcher would."""
+
+    def __init__(self, leave_after: int | None = None) -> None:
+        self.messages: list[dict] = []
+        self.leave_after = leave_after
+        self.gone = False
+
+    async def send(self, message: dict) -> None:
+        if self.leave_after is not None and len(self.messages) >= self.leave_after:
+            self.gone = True
+            raise asyncio.CancelledError
+        self.messages.append(message)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.messages[1:])
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.messages) and self.messages[-1].get("more_body") is False
 
 
-async def stream_text(proxy, payload: dict, **kwargs) -> tuple[int, bytes, httpx.Headers]:
-    async with proxy.client.stream("POST", "/v1/chat/completions", json=payload, **kwargs) as r:
-        return r.status_code, await r.aread(), r.headers
+def capture(usage_injected: bool = False) -> Capture:
+    return Capture(CHAT, started=0.0, usage_injected=usage_injected, max_text=1000)
 
 
-# -- compressed bodies ------------------------------------------------------------------------
+# -- relay_whole ------------------------------------------------------------------------------
+
+
+async def test_a_body_in_one_read_goes_out_in_one_send_with_its_length():
+    client, observed = Client(), capture()
+    upstream = ScriptedUpstream([COMPLETION], content_length=len(COMPLETION))
+    relayed = await relay_whole(observed, upstream, client.send, [], 1000, lambda: client.gone)
+    assert relayed.outcome == Outcome("completed", 200) and relayed.drained
+    start, body = client.messages
+    assert (b"content-length", str(len(COMPLETION)).encode()) in start["headers"]
+    assert body == {"type": "http.response.body", "body": COMPLETION, "more_body": False}
+    assert observed.text == "hello" and observed.usage.total_tokens == 3
+
+
+async def test_a_body_in_many_reads_goes_out_read_by_read():
+    client, observed = Client(), capture()
+    reads = [COMPLETION[:10], COMPLETION[10:30], COMPLETION[30:]]
+    relayed = await relay_whole(
+        observed, ScriptedUpstream(reads), client.send, [], 1000, lambda: client.gone
+    )
+    assert [m.get("body") for m in client.messages[1:]] == [*reads, b""]
+    assert client.body == COMPLETION and relayed.outcome.status == "completed"
+
+
+async def test_a_body_over_the_capture_limit_is_relayed_but_not_parsed():
+    client, observed = Client(), capture()
+    relayed = await relay_whole(
+        observed, ScriptedUpstream([COMPLETION]), client.send, [], 10, lambda: client.gone
+    )
+    assert client.body == COMPLETION and relayed.outcome.status == "completed"
+    assert observed.usage is None and observed.text is None
+
+
+async def test_an_upstream_failing_before_the_first_byte_raises_for_airuns_to_answer():
+    client = Client()
+    with pytest.raises(UpstreamTimeout):
+        await relay_whole(
+            capture(), ScriptedUpstream([UpstreamTimeout("stalled")]), client.send, [], 1000,
+            lambda: False,
+        )  # fmt: skip
+    assert client.messages == []  # nothing sent: the handler answers 504
+
+
+async def test_an_upstream_failing_midway_leaves_the_response_unfinished():
+    client = Client()
+    reads: list[bytes | Exception] = [COMPLETION[:10], UpstreamUnreachable("broke off")]
+    relayed = await relay_whole(
+        capture(), ScriptedUpstream(reads), client.send, [], 1000, lambda: False
+    )
+    assert relayed.outcome == Outcome("error", 200, "broke off") and not relayed.drained
+    assert not client.ended  # the server closes the connection: the client sees a broken body
 
 
 @pytest.mark.parametrize(
-    "encoding, compress", [("gzip", gzip.compress), ("deflate", zlib.compress)]
+    "body, error",
+    [(b'{"error": {"message": "bad model"}}', "bad model"), (b"<html>gateway</html>", None)],
 )
-async def test_a_compressed_body_reaches_the_client_decoded_and_is_captured(
-    proxy_factory, encoding, compress
+async def test_an_error_status_is_an_error_with_the_bodys_message(body, error):
+    client = Client()
+    relayed = await relay_whole(
+        capture(), ScriptedUpstream([body], status=502), client.send, [], 1000, lambda: False
+    )
+    assert relayed.outcome.status == "error" and relayed.outcome.http_status == 502
+    assert relayed.outcome.error == (error or body.decode())
+
+
+async def test_a_client_leaving_mid_body_is_cancelled_with_the_status_it_got():
+    client = Client(leave_after=2)
+    relayed = await relay_whole(
+        capture(), ScriptedUpstream([b"a", b"b", b"c"]), client.send, [], 1000, lambda: client.gone
+    )
+    assert relayed.outcome == Outcome("cancelled", 200, "client disconnected")
+
+
+# -- relay_stream -----------------------------------------------------------------------------
+
+
+async def stream(reads, client: Client | None = None, injected: bool = False, limit=None):
+    client = client or Client()
+    observed = capture(injected)
+    relayed = await relay_stream(
+        observed, ScriptedUpstream(reads), client.send, [], SSEDecoder(limit), lambda: client.gone
+    )
+    return relayed, client, observed
+
+
+async def test_events_are_relayed_as_they_came_and_the_injected_usage_chunk_dropped():
+    relayed, client, observed = await stream([CHUNK + USAGE[:7], USAGE[7:] + DONE], injected=True)
+    assert relayed.outcome == Outcome("completed", 200) and relayed.drained
+    assert client.body == CHUNK + DONE
+    assert observed.text == "hi" and observed.usage.total_tokens == 3
+
+
+async def test_a_stall_mid_stream_ends_it_with_an_error_event_and_a_timeout():
+    relayed, client, _ = await stream([CHUNK, UpstreamTimeout("no data")])
+    assert relayed.outcome == Outcome("timeout", 200, "no data")
+    assert client.body.startswith(CHUNK) and b"event: error" in client.body and client.ended
+
+
+async def test_a_break_after_done_does_not_change_the_answer():
+    relayed, client, _ = await stream([CHUNK + DONE, UpstreamUnreachable("reset")])
+    assert relayed.outcome == Outcome("completed", 200)
+    assert b"event: error" not in client.body and client.ended
+
+
+async def test_an_oversized_event_ends_the_stream_after_the_events_before_it():
+    big = b"data: " + b"x" * 200 + b"\n\n"
+    relayed, client, _ = await stream([CHUNK + big + DONE], limit=100)
+    assert relayed.outcome.status == "error" and "max_event_bytes (100 bytes)" in (
+        relayed.outcome.error or ""
+    )
+    assert client.body.startswith(CHUNK) and b"x" * 101 not in client.body
+
+
+@pytest.mark.parametrize("leave_after, status", [(2, "cancelled"), (3, "completed")])
+async def test_a_client_leaving_after_the_terminal_event_does_not_cancel_the_call(
+    leave_after, status
 ):
-    body = compress(json.dumps(COMPLETION).encode())
-    upstream = http_response(body, Content_Encoding=encoding)
-    async with (
-        raw_upstream(upstream) as (port, requests),
-        proxy_factory(providers=raw_provider(port)) as proxy,
-    ):
-        response = await proxy.client.post("/v1/chat/completions", json=CHAT)
-        assert response.status_code == 200
-        assert "content-encoding" not in response.headers
-        assert response.json() == COMPLETION
-        assert "content-length" not in response.headers  # the decoded length is not known
-        record = (await proxy.wait_final())[0]
-        assert record.status == "completed" and record.response_text == "hello"
-        assert record.usage.total_tokens == 7
+    """Sends: the start, the chunk, then [DONE]: leaving before [DONE] is cancelled, leaving
+    after it (as the official SDKs do) is the upstream's answer."""
+    client = Client(leave_after=leave_after)
+    relayed, _, _ = await stream([CHUNK, DONE, b": lingering\n\n"], client)
+    assert relayed.outcome.status == status and relayed.outcome.http_status == 200
 
 
-async def test_a_compressed_event_stream_is_relayed_decoded(proxy_factory):
-    body = gzip.compress(sse_body(STREAM_EVENTS))
-    upstream = chunked_head(extra=b"Content-Encoding: gzip\r\n") + chunk_bytes(body) + b"0\r\n\r\n"
-    async with (
-        raw_upstream(upstream) as (port, _),
-        proxy_factory(providers=raw_provider(port)) as proxy,
-    ):
-        status, raw, headers = await stream_text(proxy, {**CHAT, "stream": True})
-        assert status == 200 and "content-encoding" not in headers
-        assert raw.endswith(b"data: [DONE]\n\n") and b"hel" in raw
-        record = (await proxy.wait_final())[0]
-        assert record.status == "completed" and record.response_text == "hello"
-        assert record.usage.total_tokens == 7
+async def test_a_cancellation_that_is_not_the_client_leaving_propagates():
+    client = Client(leave_after=1)
+    with pytest.raises(asyncio.CancelledError):
+        await relay_stream(
+            capture(), ScriptedUpstream([CHUNK]), client.send, [], SSEDecoder(), lambda: False
+        )
 
 
-async def test_an_encoding_airuns_cannot_decode_is_a_502_that_says_so(proxy_factory):
-    """airuns asks for `identity`; brotli sent anyway (without the Brotli package installed)
-    is refused cleanly rather than relayed as binary labelled JSON."""
-    async with (
-        raw_upstream(http_response(b"\x1b\x03\x00", Content_Encoding="br")) as (port, _),
-        proxy_factory(providers=raw_provider(port)) as proxy,
-    ):
-        response = await proxy.client.post("/v1/chat/completions", json=CHAT)
-        assert response.status_code == 502
-        assert "content-encoding" in response.json()["error"]["message"]
-        record = (await proxy.wait_final())[0]
-        assert record.status == "error" and record.http_status == 502
-
-
-async def test_airuns_asks_the_upstream_for_an_uncompressed_body(proxy):
-    await proxy.client.post(
-        "/v1/chat/completions", json={**CHAT, "model": "gpt-4o-mini"},
-        headers={"Accept-Encoding": "gzip, br"},
-    )  # fmt: skip
-    assert proxy.mock.state.requests[-1]["headers"]["accept-encoding"] == "identity"
-
-
-# -- line ends and timing ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("end", [b"\r\r", b"\r\n\r\n", b"\n\n", b"\r\n\n"])
-async def test_events_with_any_line_end_are_relayed_as_they_arrive_and_captured(proxy_factory, end):
-    """The second event is sent only once the client has received the first: a relay that
-    waited for the end (or for an LF) would never let the test finish."""
-    received_first = asyncio.Event()
-    first = sse_body([chunk("hel")], end=end, done=False)
-    rest = sse_body([chunk("lo"), chunk(usage=USAGE)], end=end)
-
-    async def write(writer: asyncio.StreamWriter) -> None:
-        writer.write(chunked_head() + chunk_bytes(first))
-        await writer.drain()
-        await asyncio.wait_for(received_first.wait(), 5)
-        writer.write(chunk_bytes(rest) + b"0\r\n\r\n")
-
-    async with (
-        raw_upstream(write) as (port, _),
-        proxy_factory(providers=raw_provider(port)) as proxy,
-    ):
-        relayed = b""
-        async with proxy.client.stream(
-            "POST", "/v1/chat/completions", json={**CHAT, "stream_options": {"include_usage": True},
-                                                 "stream": True}
-        ) as response:  # fmt: skip
-            async for piece in response.aiter_raw():
-                relayed += piece
-                if b"hel" in relayed:
-                    received_first.set()
-        assert relayed == first + rest  # byte for byte
-        record = (await proxy.wait_final())[0]
-        assert record.status == "completed" and record.response_text == "hello"
-        assert record.usage.total_tokens == 7 and record.ttft_ms is not None
-
-
-async def test_a_whole_body_is_relayed_as_it_arrives(proxy_factory):
-    received_start = asyncio.Event()
-    body = json.dumps(COMPLETION).encode()
-
-    async def write(writer: asyncio.StreamWriter) -> None:
-        writer.write(chunked_head(b"application/json") + chunk_bytes(body[:20]))
-        await writer.drain()
-        await asyncio.wait_for(received_start.wait(), 5)
-        writer.write(chunk_bytes(body[20:]) + b"0\r\n\r\n")
-
-    async with (
-        raw_upstream(write) as (port, _),
-        proxy_factory(providers=raw_provider(port)) as proxy,
-    ):
-        relayed = b""
-        async with proxy.client.stream("POST", "/v1/chat/completions", json=CHAT) as response:
-            async for piece in response.aiter_raw():
-                relayed += piece
-                received_start.set()
-        assert relayed == body
-        record = (await proxy.wait_final())[0]
-        assert record.status == "completed" and record.usage.total_tokens == 7
-
-
-# -- what the upstream says -------------------------------------------------------------------
-
-
-async def test_a_200_whose_body_is_an_error_is_an_error_task(proxy_factory):
-    error = {"error": {"message": "model overloaded", "type": "server_error"}}
-    async with (
-        raw_upstream(http_response(json.dumps(error).encode())) as (port, _),
-        proxy_factory(providers=raw_provider(port)) as proxy,
-    ):
-        response = await proxy.client.post("/v1/chat/completions", json=CHAT)
-        assert response.status_code == 200 and response.json() == error  # passed through
-        record = (await proxy.wait_final())[0]
-        assert record.status == "error" and record.http_status == 200
-        assert record.error_message == "model overloaded"
-
-
-@pytest.mark.parametrize(
-    "usage, problem",
-    [
-        ({"prompt_tokens": -5, "completion_tokens": 2, "total_tokens": -3}, "out of range"),
-        ({"prompt_tokens": 2**64, "completion_tokens": 1}, "out of range"),
-        ({"prompt_tokens": 10**17, "completion_tokens": 1}, "out of range"),
-        ({"prompt_tokens": 1.5, "completion_tokens": 1}, "not a whole number"),
-        ({"prompt_tokens": "12", "completion_tokens": 1}, "not a whole number"),
-        ({"prompt_tokens": 3, "completion_tokens": 1,
-          "prompt_tokens_details": {"cached_tokens": -1}}, "out of range"),
-    ],
-)  # fmt: skip
-async def test_impossible_usage_is_recorded_as_invalid_never_as_tokens(
-    proxy_factory, usage, problem
-):
-    body = {**COMPLETION, "usage": usage}
-    async with (
-        raw_upstream(http_response(json.dumps(body).encode())) as (port, _),
-        proxy_factory(providers=raw_provider(port)) as proxy,
-    ):
-        response = await proxy.client.post("/v1/chat/completions", json=CHAT)
-        assert response.status_code == 200
-        record = (await proxy.wait_final())[0]
-        assert record.status == "completed" and record.response_text == "hello"
-        assert record.usage is None and record.usage_source == "invalid"
-        assert problem in record.error_message
-
-
-async def test_an_event_over_max_event_bytes_ends_the_stream_with_an_error(proxy_factory):
-    big = b"data: " + b"x" * 5000 + b"\n\n"
-    body = sse_body([chunk("hel")], done=False) + big + sse_body([chunk("lo")])
-    async with (
-        raw_upstream(chunked_head() + chunk_bytes(body) + b"0\r\n\r\n") as (port, _),
-        proxy_factory("server_limits: {max_event_bytes: 1000}", raw_provider(port)) as proxy,
-    ):
-        status, raw, _ = await stream_text(proxy, {**CHAT, "stream": True})
-        assert status == 200
-        assert raw.startswith(sse_body([chunk("hel")], done=False))  # what came before it
-        assert b"event: error" in raw and b"x" * 1001 not in raw
-        record = (await proxy.wait_final())[0]
-        assert record.status == "error" and "max_event_bytes" in record.error_message
-        assert record.response_text == "hel"
-
-
-# -- the terminal-event rule ------------------------------------------------------------------
-
-
-async def test_a_client_that_closes_at_done_while_the_body_lingers_is_completed(proxy):
-    headers = {"x-mock-linger-ms": "1000", "X-Run-Id": "lingering"}
-    payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-    async with proxy.client.stream(
-        "POST", "/v1/chat/completions", json={**payload, "stream": True}, headers=headers
-    ) as response:
-        received = b""
-        async for piece in response.aiter_raw():
-            received += piece
-            if b"data: [DONE]" in received:
-                break  # as the official SDKs do: the connection is closed here
-    record = (await proxy.wait_final())[0]
-    assert record.status == "completed" and record.error_message is None
-    assert record.response_text == "Mock reply to: hi" and record.usage_source == "provider"
-
-
-async def test_a_client_that_closes_after_response_completed_is_completed(proxy):
-    headers = {"x-mock-linger-ms": "1000"}
-    payload = {"model": "gpt-4o-mini", "input": "hi", "stream": True}
-    async with proxy.client.stream("POST", "/v1/responses", json=payload, headers=headers) as r:
-        received = b""
-        async for piece in r.aiter_raw():
-            received += piece
-            if b"response.completed" in received and received.endswith(b"\n\n"):
-                break
-    record = (await proxy.wait_final())[0]
-    assert record.status == "completed" and record.usage.total_tokens > 0
-
-
-async def test_a_client_that_leaves_before_any_response_is_cancelled_with_no_status(proxy):
-    headers = {"x-mock-first-delay-ms": "3000"}
-    payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-    with pytest.raises(httpx.ReadTimeout):
-        await proxy.client.post("/v1/chat/completions", json=payload, headers=headers, timeout=0.3)
-    record = (await proxy.wait_final())[0]
-    assert record.status == "cancelled" and record.http_status is None
-    assert record.error_message == "client disconnected"
+async def test_any_project_error_from_the_upstream_is_an_outcome_never_an_exception():
+    relayed, _, _ = await stream([ProxyError("odd")])
+    assert relayed.outcome.status == "error" and relayed.outcome.error == "odd"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from pricing.price import Price
 from proxy.cli import main as cli_main
 from proxy.settings import (
     ModelAlias,
-    Price,
     Settings,
     SettingsError,
     Timeouts,

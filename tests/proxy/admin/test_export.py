@@ -8,9 +8,9 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from persistence.record import RunInfo
 from pricing.usage import Usage
 from proxy.admin.serialize import TASK_FIELDS
-from proxy.recording import RunInfo
 
 
 async def seed_run(seed) -> None:

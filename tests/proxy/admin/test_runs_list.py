@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from persistence.record import RunInfo
 from pricing.usage import Usage
-from proxy.recording import RunInfo
 
 SORTS = ["recent", "oldest", "name", "cost", "tokens", "messages"]
 SORT_KEY = {

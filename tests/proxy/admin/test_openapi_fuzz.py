@@ -31,12 +31,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.engine import create_engine
+from persistence.memory_recorder import MemoryRecorder
 from persistence.models import runs_table as runs
 from persistence.models import tasks_table as tasks
 from proxy.app import create_app
-from proxy.recording import MemoryRecorder
 from proxy.settings import parse_settings
-from tests.admin.hostile import Poison, describe, poisons_for
+from tests.proxy.admin.hostile import Poison, describe, poisons_for
 
 ADMIN_KEY = "admin-key-for-tests"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

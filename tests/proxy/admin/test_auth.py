@@ -4,10 +4,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from persistence.memory_recorder import MemoryRecorder
 from proxy.admin.auth import AdminAuth, bearer_token
 from proxy.app import AirunsApp, create_app
 from proxy.errors import Unauthorized
-from proxy.recording import MemoryRecorder
 
 ADMIN_ENDPOINTS = [
     ("GET", "/admin/runs"),

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from persistence.engine import create_engine
+from persistence.record import RunInfo
 from proxy.cli import main
-from proxy.recording import RunInfo
 
 RUN_FIELDS = {
     "id", "name", "description", "status", "is_starred", "source_type", "source_id", "user_id",

@@ -11,7 +11,7 @@ import pytest
 from pricing.table import PriceTable
 from pricing.usage import Usage
 from proxy.settings import Settings
-from tests.admin.conftest import CONFIG, make_settings
+from tests.proxy.admin.conftest import CONFIG, make_settings
 
 PRICED_AS = """
   azure-east: {base_url: "https://example.openai.azure.com/openai/v1", price_as: openai}

@@ -76,7 +76,7 @@ WITH_NUL = with_nul(st.text(max_size=5))
 # In a path segment: no `/`, `?` or `#`, which would send the request somewhere else.
 ID_WITH_NUL = with_nul(st.text(st.characters(exclude_characters="/?#"), max_size=5))
 # Only where JSON reaches the server as we write it (cursors): schemathesis sends bodies as
-# UTF-8, which cannot carry one; tests/admin/test_run_changes.py sends those by hand.
+# UTF-8, which cannot carry one; tests/proxy/admin/test_run_changes.py sends those by hand.
 LONE_SURROGATE = st.tuples(
     st.text(max_size=3),
     st.sampled_from(["\ud800", "\udbff", "\udc00", "\udfff"]),

@@ -14,11 +14,12 @@ import httpx
 import openai
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from persistence.settings import WriterSettings
 from persistence.writer import BatchWriter
 from pricing.table import PriceTable
 from proxy.app import create_app
 from proxy.mock_upstream import MockUpstreamServer
-from proxy.settings import RecordingSettings, parse_settings
+from proxy.settings import parse_settings
 
 RUN_ID = "resume-me-1"
 
@@ -53,7 +54,7 @@ async def recording_proxy(
     and an admin client."""
     async with MockUpstreamServer() as upstream:
         proxy_settings = parse_settings(proxy_config(upstream.base_url, admin_key), {})
-        recording = RecordingSettings(flush_interval=0.01, spool_dir=str(tmp_path / "spool"))
+        recording = WriterSettings(flush_interval=0.01, spool_dir=str(tmp_path / "spool"))
         writer = BatchWriter(engine, PriceTable({}), recording)
         app = create_app(proxy_settings, engine=engine, recorder=writer, log_stream=io.StringIO())
         admin_headers = {"Authorization": f"Bearer {admin_key}"}

@@ -144,6 +144,6 @@ def test_patch_fields_within_the_rules_are_changes(body: dict[str, Any]) -> None
     ],
 )
 def test_the_struct_refuses_what_its_types_say(body: dict[str, Any]) -> None:
-    """Declared on the type, so the OpenAPI schema says it too (tests/admin/test_openapi.py)."""
+    """Declared on the type, so the OpenAPI schema says it too (admin/test_openapi.py)."""
     with pytest.raises(msgspec.ValidationError):
         decoded(body)

@@ -18,10 +18,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.apply import apply_batch
+from persistence.memory_recorder import MemoryRecorder
+from persistence.record import COMPLETED, FINAL_STATUSES, CallRecord, RunInfo
 from pricing.table import PriceTable
 from pricing.usage import Usage
 from proxy.app import AirunsApp, create_app
-from proxy.recording import COMPLETED, FINAL_STATUSES, CallRecord, MemoryRecorder, RunInfo
 from proxy.settings import Settings, parse_settings
 from tests.support.servers import serve_asgi
 

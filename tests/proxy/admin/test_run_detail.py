@@ -5,7 +5,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from proxy.recording import RunInfo
+from persistence.record import RunInfo
 
 RUN_FIELDS = {
     "id", "name", "description", "status", "is_starred", "source_type", "source_id", "user_id",
