@@ -7,6 +7,7 @@ and client model names that has a price wins, and the price used is frozen on th
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Iterable
 from dataclasses import replace
 from decimal import Decimal
@@ -17,7 +18,6 @@ from persistence.record import CONVERSATION_ENDPOINTS, ERROR, CallRecord, RunInf
 from persistence.types import quantize_money
 from pricing.cost import compute_cost, price_dict
 from pricing.table import PriceTable
-from pricing.usage import Usage
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,18 @@ _RENAMED = {"task_id": "id", "ttft_ms": "time_to_first_token_ms", "started_at": 
 _USAGE_COLUMNS = (
     "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "total_tokens"
 )  # fmt: skip
+# Read in one C call per record: the writer builds a row for every record it stores.
+_FIELDS = (*_STORED_AS_IS, *_RENAMED)
+_COLUMNS = (*_STORED_AS_IS, *_RENAMED.values())
+_read_fields = operator.attrgetter(*_FIELDS)
+_read_usage = operator.attrgetter(*_USAGE_COLUMNS)
+_NO_USAGE = dict.fromkeys(_USAGE_COLUMNS)
 
 
 def record_from_row(row: Any, **changes: Any) -> CallRecord:
     """A task row read back as a record (recovery closes orphaned tasks through these), with
     `changes` applied; usage is left out: a record that is read back is never re-priced."""
-    fields = {name: getattr(row, name) for name in _STORED_AS_IS}
-    fields |= {field: getattr(row, column) for field, column in _RENAMED.items()}
+    fields = dict(zip(_FIELDS, operator.attrgetter(*_COLUMNS)(row), strict=True))
     run = RunInfo(row.run_id) if row.run_id is not None else None
     record = CallRecord(**fields, run=run, usage=None)
     return replace(record, **changes) if changes else record
@@ -126,10 +131,10 @@ def _naming_request(record: CallRecord) -> dict[str, Any] | None:
 
 def task_row(record: CallRecord, prices: PriceTable) -> dict[str, Any]:
     """Every column of the task, so rows of one batch share their keys (executemany)."""
-    row = {name: getattr(record, name) for name in _STORED_AS_IS}
-    row |= {column: getattr(record, field) for field, column in _RENAMED.items()}
-    usage = record.usage or Usage()
-    row |= {column: getattr(usage, column) for column in _USAGE_COLUMNS}
+    row = dict(zip(_COLUMNS, _read_fields(record), strict=True))
+    usage = record.usage
+    counts = _read_usage(usage) if usage is not None else None
+    row |= _NO_USAGE if counts is None else dict(zip(_USAGE_COLUMNS, counts, strict=True))
     row["run_id"] = record.run.id if record.run else None
     row |= price_columns(record, prices)
     return row
