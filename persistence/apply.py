@@ -1,9 +1,14 @@
 """Write one batch of call records in the caller's transaction, idempotently.
 
 Every aggregate change is tied to a row transition the database itself decides (a task row
-inserted; a task row leaving pending/streaming), and aggregates move by SQL increments, never a
+inserted; a task row leaving pending/streaming; a task row becoming, or ceasing to be, a
+`retried` attempt of its call), and aggregates move by SQL increments, never a
 read-modify-write in Python. So applying a batch twice, or again after a lost commit, changes
 nothing twice, and several writers sharing one Postgres stay exact.
+
+Aggregates (see `persistence/attempts.py` for attempts): `task_count` and `error_count` are
+sums over the run's tasks that are not `retried` (one per logical call, its last attempt), the
+tokens, `total_cost`, `unpriced_task_count` and `last_message_at` are over every task.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert
 
+from persistence.attempts import AttemptRow, retried_changes
 from persistence.conversation import build_conversation, conversation_input
 from persistence.models import runs_table as runs
 from persistence.models import tasks_table as tasks
@@ -36,7 +42,12 @@ from persistence.storable import storable_record
 from persistence.types import JSONType, Money, UTCDateTime
 from pricing.table import PriceTable
 
-_FINAL_COLUMNS = [c.name for c in tasks.columns if c.name not in ("id", "created_at")]
+# Set once, when the row is inserted: its identity, and which attempt of which call it is (so
+# `_settle_attempts`, which runs on inserts, sees every change). `retried` is not the record's
+# to set at all: only `_settle_attempts` moves it.
+_INSERTED_ONLY = ("id", "created_at", "attempt", "attempt_of", "retried")
+_FINAL_COLUMNS = [c.name for c in tasks.columns if c.name not in _INSERTED_ONLY]
+_ATTEMPT_COLUMNS = [tasks.c[name] for name in AttemptRow.__slots__]
 
 
 @dataclass(slots=True)
@@ -53,7 +64,8 @@ class RunDelta:
     last_message_at: datetime | None = None
 
     def add_final(self, row: dict[str, Any]) -> None:
-        self.error_count += row["status"] in ERROR_STATUSES
+        """A task reached its final status; `row["retried"]` is its flag at that moment."""
+        self.error_count += row["status"] in ERROR_STATUSES and not row["retried"]
         self.prompt_tokens += row["prompt_tokens"] or 0
         self.completion_tokens += row["completion_tokens"] or 0
         self.total_tokens += row["total_tokens"] or 0
@@ -63,6 +75,12 @@ class RunDelta:
             self.total_cost += row["cost"]
         at = row["completed_at"] or row["created_at"]
         self.last_message_at = max(at, self.last_message_at or at)
+
+    def add_retried_change(self, row: AttemptRow, retried: bool) -> None:
+        """A task became (or ceased to be) a retried attempt: its call is counted by another."""
+        sign = -1 if retried else 1
+        self.task_count += sign
+        self.error_count += sign * row.is_error
 
 
 async def apply_batch(
@@ -76,10 +94,13 @@ async def apply_batch(
     await _merge_run_metadata(conn, records)
     rows = [task_row(record, prices) for record in records]
     inserted = await _insert_tasks(conn, rows)
-    finalized = [r for r in rows if r["id"] in inserted and r["status"] in FINAL_STATUSES]
-    finalized += await _finalize_tasks(conn, [r for r in rows if r["id"] not in inserted])
-    await _mark_streaming(conn, [r for r in rows if r["id"] not in inserted])
-    await _add_to_runs(conn, [r for r in rows if r["id"] in inserted], finalized)
+    new = [r for r in rows if r["id"] in inserted]
+    known = [r for r in rows if r["id"] not in inserted]
+    finalized = [r for r in new if r["status"] in FINAL_STATUSES]
+    finalized += await _finalize_tasks(conn, known)
+    await _mark_streaming(conn, known)
+    changes = await _settle_attempts(conn, new)
+    await _add_to_runs(conn, new, finalized, changes)
     await _set_run_messages(conn, finalized)
 
 
@@ -153,11 +174,12 @@ async def _finalize_tasks(
     if not finals:
         return []
     still_open = (
-        select(tasks.c.id)
+        select(tasks.c.id, tasks.c.retried)
         .where(tasks.c.id.in_(list(finals)), tasks.c.status.in_(OPEN_STATUSES))
         .with_for_update()
     )
-    moving = [finals[task_id] for task_id in (await conn.execute(still_open)).scalars()]
+    opened = await conn.execute(still_open)
+    moving = [finals[task_id] | {"retried": retried} for task_id, retried in opened]
     if moving:
         # Spelled out: an IN list would be an "expanding" parameter, which executemany refuses.
         still_open_row = or_(*(tasks.c.status == status for status in OPEN_STATUSES))
@@ -186,8 +208,44 @@ async def _mark_streaming(conn: AsyncConnection, rows: list[dict[str, Any]]) -> 
         await conn.execute(statement, params)
 
 
+async def _settle_attempts(
+    conn: AsyncConnection, inserted: list[dict[str, Any]]
+) -> list[tuple[AttemptRow, bool]]:
+    """Only a new row can change which attempt of a call is the last, so the calls of this
+    batch's new rows are asked (one probe of the retries-only index) whether they have more
+    than one attempt; those that do have their rows read under a lock (Postgres: row locks,
+    on top of the run locks every writer of the run takes first; SQLite: the write lock this
+    transaction holds) and their `retried` flags set. Returns the flags that changed."""
+    calls = {r["attempt_of"] or r["id"] for r in inserted}
+    if not calls:
+        return []
+    retried_calls = select(tasks.c.attempt_of).where(tasks.c.attempt_of.in_(calls)).distinct()
+    found = list((await conn.execute(retried_calls)).scalars())
+    if not found:
+        return []
+    attempts = (
+        select(*_ATTEMPT_COLUMNS)
+        .where(or_(tasks.c.id.in_(found), tasks.c.attempt_of.in_(found)))
+        .order_by(tasks.c.id)
+        .with_for_update()
+    )
+    rows = [AttemptRow(*row) for row in await conn.execute(attempts)]
+    changes = retried_changes(rows)
+    if changes:
+        statement = (
+            update(tasks)
+            .where(tasks.c.id == bindparam("task_id"))
+            .values(retried=bindparam("flag"))
+        )
+        await conn.execute(statement, [{"task_id": r.id, "flag": flag} for r, flag in changes])
+    return changes
+
+
 async def _add_to_runs(
-    conn: AsyncConnection, inserted: list[dict[str, Any]], finalized: list[dict[str, Any]]
+    conn: AsyncConnection,
+    inserted: list[dict[str, Any]],
+    finalized: list[dict[str, Any]],
+    changes: list[tuple[AttemptRow, bool]],
 ) -> None:
     deltas: dict[str, RunDelta] = {}
     for row in inserted:
@@ -196,6 +254,9 @@ async def _add_to_runs(
     for row in finalized:
         if row["run_id"] is not None:
             deltas.setdefault(row["run_id"], RunDelta()).add_final(row)
+    for attempt, retried in changes:
+        if attempt.run_id is not None:
+            deltas.setdefault(attempt.run_id, RunDelta()).add_retried_change(attempt, retried)
     if deltas:
         now = datetime.now(UTC)
         params = [_delta_params(run_id, deltas[run_id], now) for run_id in sorted(deltas)]

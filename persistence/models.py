@@ -48,6 +48,9 @@ def _zero() -> Any:
     return text("0")
 
 
+RETRIES = text("attempt_of IS NOT NULL")
+
+
 class Run(Base):
     __tablename__ = "runs"
 
@@ -135,12 +138,20 @@ class Task(Base):
     instance_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A client's retries of one call (`persistence/attempts.py`): this attempt's number, the
+    # first attempt's task id (NULL on the first attempt), and whether a later attempt of the
+    # call exists. A run counts a call once, by its one attempt that is not `retried`.
+    attempt: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    attempt_of: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    retried: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     __table_args__ = (
         Index(None, "run_id", "created_at", "id"),
         Index(None, "created_at", "id"),
         Index(None, "status"),
         Index(None, "instance_id", "status"),
+        # Only retries are in it: every stored batch asks it whether its tasks have any.
+        Index(None, "attempt_of", postgresql_where=RETRIES, sqlite_where=RETRIES),
     )
 
 

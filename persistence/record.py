@@ -53,7 +53,11 @@ class RunInfo:
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     """One call's captured facts. A call submits a `pending` record when it starts and a final
-    one when it ends; both carry the same `task_id`, and the final one supersedes."""
+    one when it ends; both carry the same `task_id`, and the final one supersedes.
+
+    A client's retry of a call is another attempt of the same logical call, with a task of its
+    own: `attempt` counts from 1, `attempt_of` is the task id of the call's first attempt (None
+    on that one, or when airuns never saw it); see `persistence/attempts.py`."""
 
     task_id: str
     run: RunInfo | None
@@ -82,6 +86,8 @@ class CallRecord:
     overhead_ms: float | None = None
     completed_at: datetime | None = None
     instance_id: str | None = None
+    attempt: int = 1
+    attempt_of: str | None = None
 
     @property
     def is_final(self) -> bool:

@@ -52,7 +52,7 @@ _STORED_AS_IS = (
     "task_name", "endpoint", "provider", "model", "upstream_model", "response_model", "stream",
     "status", "http_status", "request", "response_text", "tool_calls", "finish_reason",
     "error_message", "usage_source", "upstream_latency_ms", "total_time_ms", "overhead_ms",
-    "user_id", "owner", "instance_id", "completed_at",
+    "user_id", "owner", "instance_id", "completed_at", "attempt", "attempt_of",
 )  # fmt: skip
 _RENAMED = {"task_id": "id", "ttft_ms": "time_to_first_token_ms", "started_at": "created_at"}
 _USAGE_COLUMNS = (
@@ -136,6 +136,7 @@ def task_row(record: CallRecord, prices: PriceTable) -> dict[str, Any]:
     counts = _read_usage(usage) if usage is not None else None
     row |= _NO_USAGE if counts is None else dict(zip(_USAGE_COLUMNS, counts, strict=True))
     row["run_id"] = record.run.id if record.run else None
+    row["retried"] = False  # until a later attempt of its call is stored (`apply.py`)
     row |= price_columns(record, prices)
     return row
 

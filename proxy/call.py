@@ -18,6 +18,7 @@ from proxy.headers import Tracking
 from proxy.intake import Prepared
 from proxy.outcome import Outcome
 from proxy.redaction import Redactor
+from proxy.retries import FIRST, Attempt
 from proxy.upstream import UpstreamResponse
 
 
@@ -33,6 +34,7 @@ class Call:
     run: RunInfo | None
     # The client's own credential: only ever used to mask it out of stored error text.
     credential: str | None = field(default=None, repr=False)
+    attempt: Attempt = FIRST  # its place among the attempts of a call the client retried
 
     @classmethod
     def begin(
@@ -44,6 +46,7 @@ class Call:
         prepared: Prepared,
         max_text: int,
         credential: str | None,
+        attempt: Attempt = FIRST,
     ) -> Call:
         capture = Capture(
             endpoint,
@@ -62,7 +65,7 @@ class Call:
             )
         started_at = datetime.now(UTC)
         return cls(task_id, tracking, endpoint, arrived, started_at, prepared, capture, run,
-                   credential)  # fmt: skip
+                   credential, attempt)  # fmt: skip
 
     def record(self, status: str, http_status: int | None = None) -> CallRecord:
         """The record of a call under way (`pending`, `streaming`)."""
@@ -130,4 +133,6 @@ class Call:
             "status": status,
             "started_at": self.started_at,
             "request": prepared.request,
+            "attempt": self.attempt.number,
+            "attempt_of": self.attempt.of,
         }

@@ -1,8 +1,9 @@
 """The proxy path: every `/v1/*` call, as a raw ASGI app. It only sequences:
 
 validate (headers, path, body: `headers`, `paths`, `intake`) → route (`intake.prepare`) →
-claim a client-chosen task id (`task_ids`) → record `pending` → forward (`upstream`) → relay
-(`relay`, which says how the call ended) → record the outcome (`call.final_record`).
+recognise a client's retry (`retries`) and claim a client-chosen task id (`task_ids`) → record
+`pending` → forward (`upstream`) → relay (`relay`, which says how the call ended) → record the
+outcome (`call.final_record`).
 
 Recording never waits: the recorder takes records without blocking, and the database is never
 touched here (the one exception is a client-chosen `X-Task-Id`, checked for duplicates before
@@ -19,6 +20,7 @@ import time
 
 from persistence.record import (
     CANCELLED,
+    COMPLETED,
     ERROR,
     JSON_ENDPOINTS,
     MODELS,
@@ -47,6 +49,7 @@ from proxy.outcome import Outcome, client_left, refused
 from proxy.paths import ProxyPath, normalize_path
 from proxy.redaction import Redactor, bearer_token
 from proxy.relay import relay_stream, relay_whole
+from proxy.retries import FIRST, Attempt, Fingerprint, Retries, read_retry_signal
 from proxy.routing import Router
 from proxy.settings import Settings
 from proxy.sse import SSEDecoder
@@ -72,11 +75,13 @@ class ProxyHandler:
         *,
         log: Logger,
         metrics: Metrics,
+        retries: Retries | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.recorder = recorder
         self.task_ids = task_ids
+        self.retries = retries if retries is not None else Retries()
         self.router = Router(settings)
         self.log = log
         self.metrics = metrics
@@ -124,19 +129,38 @@ class ProxyHandler:
                 keep_request=capture.request_bodies,
                 max_kept=capture.max_body_bytes,
             )
-            claimed = tracking.track and tracking.task_id is not None
-            if claimed and not await self.task_ids.claim(task_id):
-                raise _duplicate(task_id)
+            credential = bearer_token(_header(headers, b"authorization"))
+            attempt = FIRST
+            if tracking.track:
+                fingerprint = Fingerprint(
+                    tracking.run_id, credential, scope["method"], path.upstream, body
+                )
+                attempt = self.retries.begin(read_retry_signal(headers), fingerprint, task_id)
+                task_id, attempt = await self._claim(task_id, tracking.task_id, attempt)
+                ids[0] = (b"x-task-id", task_id.encode())
         except ProxyError as error:
             await send_error(send, error, ids)
             return
-        credential = bearer_token(_header(headers, b"authorization"))
         call = Call.begin(
-            task_id, tracking, path.endpoint, arrived, prepared, capture.max_body_bytes, credential
-        )
+            task_id, tracking, path.endpoint, arrived, prepared, capture.max_body_bytes, credential,
+            attempt,
+        )  # fmt: skip
         if tracking.track:
             self.recorder.submit(call.record(PENDING))
         await self._forward(scope, receive, send, call, path, ids)
+
+    async def _claim(
+        self, task_id: str, chosen: str | None, attempt: Attempt
+    ) -> tuple[str, Attempt]:
+        """The id this attempt is stored under. A client-chosen id already taken is a 409,
+        unless this is a retry: then that id names the call retried (SDK retries repeat every
+        header), and this attempt gets an id of its own."""
+        if chosen is None or await self.task_ids.claim(chosen):
+            return task_id, attempt
+        if attempt.number == 1:
+            self.retries.end(attempt, failed=False)
+            raise _duplicate(chosen)
+        return new_task_id(), Attempt(attempt.number, attempt.of or chosen, attempt.call)
 
     async def _forward(
         self, scope: dict, receive: Receive, send: Send, call: Call, path: ProxyPath, ids: Headers
@@ -208,6 +232,7 @@ class ProxyHandler:
 
     def _finish(self, call: Call, upstream: UpstreamResponse | None, outcome: Outcome) -> None:
         self.calls_ended += 1
+        self.retries.end(call.attempt, failed=outcome.status != COMPLETED)
         capture = self.settings.capture
         record = call.final_record(
             outcome,
@@ -235,6 +260,8 @@ class ProxyHandler:
             ttft_ms=_round(record.ttft_ms),
             total_ms=_round(record.total_time_ms),
             tracked=call.tracking.track,
+            attempt=call.attempt.number,
+            attempt_of=call.attempt.of,
         )
 
     async def wait_for_drains(self) -> None:

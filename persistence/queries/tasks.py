@@ -1,4 +1,5 @@
-"""Tasks: the global list (newest first), a run's tasks (oldest first), and one task."""
+"""Tasks: the global list (newest first), a run's tasks (oldest first), and one task with the
+attempts of its call."""
 
 from __future__ import annotations
 
@@ -6,13 +7,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.models import tasks_table as tasks
 from persistence.queries.keyset import Ordering, Page, fetch_page
 from persistence.queries.scope import Principal, visible
 from persistence.record import CANCELLED, COMPLETED, ERROR, PENDING, STREAMING, TIMEOUT
+from persistence.types import JSONType
 
 TASK_STATUSES = (PENDING, STREAMING, COMPLETED, ERROR, CANCELLED, TIMEOUT)
 NEWEST_FIRST = Ordering("tasks:newest", tasks.c.created_at, tasks.c.id, descending=True)
@@ -63,8 +77,39 @@ async def all_run_tasks(conn: AsyncConnection, principal: Principal, run_id: str
 
 
 async def get_task(conn: AsyncConnection, principal: Principal, task_id: str) -> Row[Any] | None:
-    query = select(tasks).where(tasks.c.id == task_id, visible(tasks, principal))
+    """The task, with `attempts`: every attempt of its call (itself included) as
+    `{id, attempt, status, http_status, retried}`, in no particular order."""
+    attempts = _call_attempts(conn.dialect.name == "postgresql", principal)
+    query = select(tasks, attempts).where(tasks.c.id == task_id, visible(tasks, principal))
     return (await conn.execute(query)).one_or_none()
+
+
+_ATTEMPT_FIELDS = ("id", "attempt", "status", "http_status", "retried")
+
+
+def _call_attempts(postgres: bool, principal: Principal) -> Any:
+    """The attempts of the task's call as a JSON array built by the database, in the same
+    query: the first attempt comes from the primary key, the others from the retries-only
+    index on `attempt_of`. A call's attempts share its run (`persistence/attempts.py`)."""
+    other = tasks.alias("other")
+    call = func.coalesce(tasks.c.attempt_of, tasks.c.id)
+    same_run = or_(
+        other.c.run_id == tasks.c.run_id, and_(other.c.run_id.is_(None), tasks.c.run_id.is_(None))
+    )
+    fields: list[Any] = []
+    for name in _ATTEMPT_FIELDS:
+        value = other.c[name]
+        if name == "retried" and not postgres:  # SQLite's booleans are 0/1: make them JSON's
+            value = func.json(case((value == true(), "true"), else_="false"))
+        fields += [literal(name, String), value]
+    if postgres:
+        array = func.json_agg(func.json_build_object(*fields))
+    else:
+        array = func.json_group_array(func.json_object(*fields))
+    query = select(array).where(
+        or_(other.c.id == call, other.c.attempt_of == call), same_run, visible(other, principal)
+    )
+    return type_coerce(query.scalar_subquery(), JSONType).label("attempts")
 
 
 def _conditions(filters: TaskFilter) -> list[ColumnElement[bool]]:

@@ -1,6 +1,10 @@
 """Usage report: requests, errors, tokens, cost and TTFT percentiles per day/model/provider/
 user/run over a window of task `created_at`.
 
+A request is a logical call: a call a client retried counts once, in the group of its last
+attempt, and is an error when that attempt failed (`persistence/attempts.py`); tokens and cost
+add up every attempt, as the provider billed them.
+
 TTFT percentiles use the continuous definition (linear interpolation between the two nearest
 ranks), computed by the database where it can: Postgres `percentile_cont(..) WITHIN GROUP`;
 SQLite has no such aggregate, so there the group's TTFTs are fetched in order and
@@ -97,9 +101,11 @@ def _totals() -> list[ColumnElement[Any]]:
     def total(column: Any, name: str) -> ColumnElement[Any]:
         return func.coalesce(func.sum(column), 0).label(name)
 
+    last_attempt = tasks.c.retried.is_(False)
+    failed = case((last_attempt & tasks.c.status.in_(ERROR_STATUSES), 1), else_=0)
     return [
-        func.count().label("requests"),
-        total(case((tasks.c.status.in_(ERROR_STATUSES), 1), else_=0), "errors"),
+        total(case((last_attempt, 1), else_=0), "requests"),
+        total(failed, "errors"),
         total(tasks.c.prompt_tokens, "prompt_tokens"),
         total(tasks.c.completion_tokens, "completion_tokens"),
         total(tasks.c.total_tokens, "total_tokens"),

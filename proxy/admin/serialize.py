@@ -30,7 +30,7 @@ TASK_FIELDS = (
     "cached_tokens", "reasoning_tokens", "total_tokens", "usage_source", "upstream_latency_ms",
     "time_to_first_token_ms", "total_time_ms", "overhead_ms", "cost", "input_cost", "output_cost",
     "price",
-    "user_id", "created_at", "completed_at",
+    "user_id", "created_at", "completed_at", "attempt", "attempt_of", "retried",
 )  # fmt: skip
 PRICE_FIELDS = ("input", "output", "cached_input", "cache_write")
 
@@ -48,10 +48,17 @@ def run_json(row: Any, *, with_messages: bool = False) -> dict[str, Any]:
 
 
 def task_json(row: Any) -> dict[str, Any]:
+    """A task; `attempts` (its call's attempts, first to last) when the row carries them."""
     fields = row._mapping
     body = {name: _value(fields[name]) for name in TASK_FIELDS}
     body["price"] = stored_price_json(fields["price"])
+    if "attempts" in fields:
+        body["attempts"] = sorted(fields["attempts"] or [], key=_attempt_order)
     return body
+
+
+def _attempt_order(attempt: Mapping[str, Any]) -> tuple[Any, ...]:
+    return attempt["attempt"], attempt["id"]
 
 
 def stored_price_json(price: Mapping[str, Any] | None) -> dict[str, Any] | None:

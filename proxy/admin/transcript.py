@@ -120,7 +120,10 @@ def _figures(task: Any) -> str:
     ]
     if task.total_time_ms is not None:
         figures.append(f"total {_ms(task.total_time_ms)}")
-    return " · ".join([*figures, task.status])
+    if task.attempt > 1:
+        figures.append(f"attempt {task.attempt}")
+    status = f"{task.status}, retried" if task.retried else task.status
+    return " · ".join([*figures, status])
 
 
 def _tokens(total: int | None, prompt: int | None, completion: int | None) -> str:

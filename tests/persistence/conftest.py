@@ -1,6 +1,6 @@
 """Persistence test fixtures: `records` builds call records with hand-checkable prices, and
 `probe` reads a database back, including the check that a run's aggregates equal the sums over
-its tasks."""
+its tasks (calls counted once, by their last attempt: `persistence/attempts.py`)."""
 
 from __future__ import annotations
 
@@ -109,9 +109,10 @@ class Probe:
     async def sums_over_tasks(self, run_id: str = "run-1") -> dict[str, Any]:
         """The run's aggregates as computed from its task rows, plus its latest final time."""
         final = Task.status.in_(FINAL_STATUSES)
+        last = Task.retried.is_(False)
         query = select(
-            func.count().label("task_count"),
-            func.count().filter(Task.status.in_(["error", "timeout"])).label("error_count"),
+            func.count().filter(last).label("task_count"),
+            func.count().filter(last, Task.status.in_(["error", "timeout"])).label("error_count"),
             func.coalesce(func.sum(Task.prompt_tokens), 0).label("prompt_tokens"),
             func.coalesce(func.sum(Task.completion_tokens), 0).label("completion_tokens"),
             func.coalesce(func.sum(Task.total_tokens), 0).label("total_tokens"),
@@ -127,11 +128,25 @@ class Probe:
         return row
 
     async def assert_aggregates_match_tasks(self, run_id: str = "run-1") -> None:
+        await self.assert_last_attempts_are_not_retried(run_id)
         expected = await self.sums_over_tasks(run_id)
         last = expected.pop("last_final_at")
         assert await self.aggregates(run_id) == expected
         if last is not None:
             assert (await self.run(run_id)).last_message_at == _utc(last)
+
+    async def assert_last_attempts_are_not_retried(self, run_id: str = "run-1") -> None:
+        """Recomputed here from the rows, not with the code under test: of each call (its
+        first attempt's id), exactly the highest (attempt, created_at, id) is not retried."""
+        rows = [t for t in await self.tasks() if t.run_id == run_id]
+        calls: dict[str, list[Any]] = {}
+        for row in rows:
+            calls.setdefault(row.attempt_of or row.id, []).append(row)
+        for attempts in calls.values():
+            last = max(attempts, key=lambda t: (t.attempt, t.created_at, t.id))
+            assert {t.id: t.retried for t in attempts} == {t.id: t is not last for t in attempts}, (
+                attempts
+            )
 
 
 def _utc(value: Any) -> datetime:

@@ -1,9 +1,12 @@
 import asyncio
+from datetime import UTC, datetime
 
-from sqlalchemy import inspect
+from alembic import command
+from sqlalchemy import inspect, select, text
 
 from persistence.engine import create_engine
-from persistence.migrate import migrate, schema_diff
+from persistence.migrate import alembic_config, migrate, schema_diff
+from persistence.models import tasks_table
 
 
 async def table_names(url: str) -> set[str]:
@@ -32,5 +35,47 @@ async def test_migrate_is_idempotent_and_safe_when_run_concurrently(
         await asyncio.gather(*(migrate(empty_database_url) for _ in range(4)))
     else:
         await migrate(empty_database_url)
+    await migrate(empty_database_url)
+    assert await schema_diff(empty_database_url) == []
+
+
+async def test_tasks_stored_before_attempts_read_as_first_and_only_attempts(
+    empty_database_url: str,
+) -> None:
+    """0005 adds `attempt`, `attempt_of` and `retried`: older tasks are calls of one attempt."""
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0004")
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.begin() as conn:
+            insert = text(
+                "INSERT INTO tasks (id, endpoint, status, created_at) VALUES ('old', :e, :s, :at)"
+            )
+            at = datetime(2026, 1, 1, tzinfo=UTC)
+            params = {"e": "/v1/chat/completions", "s": "completed", "at": at}
+            if conn.dialect.name == "sqlite":
+                params["at"] = "2026-01-01 00:00:00.000000"
+            await conn.execute(insert, params)
+        await migrate(empty_database_url)
+        columns = tasks_table.c
+        async with engine.connect() as conn:
+            query = select(columns.attempt, columns.attempt_of, columns.retried)
+            assert (await conn.execute(query)).one() == (1, None, False)
+    finally:
+        await engine.dispose()
+
+
+async def test_attempts_migration_goes_down_and_up_again(empty_database_url: str) -> None:
+    await migrate(empty_database_url)
+    config = alembic_config(empty_database_url)
+    await asyncio.to_thread(command.downgrade, config, "0004")
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.connect() as conn:
+            columns = await conn.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("tasks")}
+            )
+        assert not columns & {"attempt", "attempt_of", "retried"}
+    finally:
+        await engine.dispose()
     await migrate(empty_database_url)
     assert await schema_diff(empty_database_url) == []

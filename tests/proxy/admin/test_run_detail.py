@@ -20,7 +20,7 @@ TASK_FIELDS = {
     "cached_tokens", "reasoning_tokens", "total_tokens", "usage_source", "upstream_latency_ms",
     "time_to_first_token_ms", "total_time_ms", "overhead_ms", "cost", "input_cost",
     "output_cost", "price",
-    "user_id", "created_at", "completed_at",
+    "user_id", "created_at", "completed_at", "attempt", "attempt_of", "retried",
 }  # fmt: skip
 
 

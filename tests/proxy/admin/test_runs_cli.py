@@ -142,3 +142,26 @@ def test_an_unmigrated_database_says_what_to_do(tmp_path: Path, capsys) -> None:
     path.write_text(f'database: {{url: "sqlite+aiosqlite:///{tmp_path / "empty.db"}"}}\n')
     code, _, err = run_cli(capsys, "runs", "list", "--config", str(path))
     assert code == 1 and "airuns migrate" in err
+
+
+def test_show_counts_a_retried_call_once_and_marks_its_attempts(
+    database_url: str, tmp_path: Path, seeder_for: Any, capsys
+) -> None:
+    async def fill() -> None:
+        engine = create_engine(database_url)
+        seed = seeder_for(engine)
+        await seed.apply(
+            seed.make("try-1", run="retried", status="error", http_status=502, usage=None),
+            seed.make("try-2", run="retried", started=2, attempt=2, attempt_of="try-1"),
+        )
+        await engine.dispose()
+
+    asyncio.run(fill())
+    path = tmp_path / "config.yaml"
+    path.write_text(f'database: {{url: "{database_url}"}}\n')
+    code, out, _ = run_cli(capsys, "runs", "show", "retried", "--config", str(path))
+    assert code == 0
+    assert "tasks: 1 (0 errors; +1 retried attempts)" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("try-")}
+    assert "error (retried)" in rows["try-1"]
+    assert "completed (attempt 2)" in rows["try-2"]

@@ -74,3 +74,36 @@ async def test_task_detail(client: httpx.AsyncClient, seed) -> None:
         None,
         None,
     )
+
+
+async def test_a_retried_call_is_one_request_and_each_attempt_lists_the_others(
+    client: httpx.AsyncClient, seed
+) -> None:
+    """Three attempts of one call (the SDK retried a 502 twice): the run counts one request,
+    every attempt says which it is and lists the call's attempts, first to last."""
+    await seed.apply(
+        seed.make("a1", status="error", http_status=502, usage=None, started=1),
+        seed.make("a2", status="error", http_status=502, usage=None, started=2, attempt=2,
+                  attempt_of="a1"),
+        seed.make("a3", started=3, http_status=200, attempt=3, attempt_of="a1"),
+    )  # fmt: skip
+    run = (await client.get("/admin/runs/run-1")).json()
+    assert (run["task_count"], run["error_count"]) == (1, 0)
+    listed = (await client.get("/admin/runs/run-1/tasks")).json()["data"]
+    assert [(t["id"], t["attempt"], t["attempt_of"], t["retried"]) for t in listed] == [
+        ("a1", 1, None, True),
+        ("a2", 2, "a1", True),
+        ("a3", 3, "a1", False),
+    ]
+    assert all("attempts" not in t for t in listed)  # the detail view carries them
+    for task_id in ("a1", "a2", "a3"):
+        task = (await client.get(f"/admin/tasks/{task_id}")).json()
+        assert task["attempts"] == [
+            {"id": "a1", "attempt": 1, "status": "error", "http_status": 502, "retried": True},
+            {"id": "a2", "attempt": 2, "status": "error", "http_status": 502, "retried": True},
+            {"id": "a3", "attempt": 3, "status": "completed", "http_status": 200,
+             "retried": False},
+        ]  # fmt: skip
+    usage = await client.get("/admin/usage", params={"group_by": "run", "since": "2026-01-01"})
+    (row,) = usage.json()["data"]
+    assert (row["requests"], row["errors"]) == (1, 0)

@@ -18,6 +18,7 @@ def task(request: Any, **fields: Any) -> SimpleNamespace:
         tool_calls=None, error_message=None, response_model=None, upstream_model="m", model="m",
         total_tokens=3, prompt_tokens=2, completion_tokens=1, cost=Decimal("0.0000100000"),
         time_to_first_token_ms=None, total_time_ms=1500.0, status="completed", request=request,
+        attempt=1, retried=False,
     )  # fmt: skip
     return SimpleNamespace(**(values | fields))
 
