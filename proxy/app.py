@@ -59,7 +59,7 @@ def create_app(
     """Build the app. By default the recorder is the batch writer on `database.url`, on a
     thread of its own; tests pass an in-memory recorder and/or an engine of their own (for the
     admin API, readiness and the task-id lookup)."""
-    log = configure_logging(settings.logging.level, log_stream)
+    log = configure_logging(settings.logging.level, log_stream, settings.logging.format)
     metrics = Metrics()
     pool = UpstreamPool.from_settings(settings)
     owns_engine = engine is None

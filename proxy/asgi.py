@@ -6,12 +6,18 @@ import gc
 import os
 
 from proxy.app import AirunsApp, create_app
+from proxy.observability import configure_process_logging
 from proxy.settings import load_settings
 
 
 def create_from_environment() -> AirunsApp:
-    """Factory for `uvicorn --factory`; `airuns serve` puts the config path in AIRUNS_CONFIG."""
-    app = create_app(load_settings(None, os.environ))
+    """Factory for `uvicorn --factory`; `airuns serve` puts the config path in AIRUNS_CONFIG.
+
+    Process logging (stdlib records too) is configured after `create_app`, so it replaces the
+    handlers litestar installs there; a `--workers` process starts here."""
+    settings = load_settings(None, os.environ)
+    app = create_app(settings)
+    configure_process_logging(settings.logging.level, settings.logging.format)
     tune_gc()
     return app
 

@@ -1,93 +1,256 @@
-"""`airuns` command line: argument parsing, then a call into the package that does the work."""
+"""`airuns` command line: argument parsing, then a call into the package that does the work.
+
+Every failure a user can fix (a configuration key, the database URL, a busy port, a bad
+option) ends in one line on stderr and exit status 2; heavy imports wait for the command
+that needs them, so `--help` and `--version` answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import signal
+import socket
 import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, NoReturn
 
+from persistence.engine import DatabaseConfigError
 from proxy.runs_cli import add_runs_commands
 from proxy.settings import Settings, SettingsError, load_settings
 
+if TYPE_CHECKING:
+    from proxy.observability import Logger
+
+DESCRIPTION = (
+    "A self-hosted, OpenAI-compatible proxy that records every LLM call as a task in a run."
+)
+EPILOG = "Run `airuns COMMAND --help` for a command's options."
+USAGE_ERROR = 2
+_START_MIGRATION_TIMEOUT = 15.0
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
     except SettingsError as exc:
-        print(f"airuns: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"configuration error: {exc}")
+    except DatabaseConfigError as exc:
+        return _fail(f"database error: database.url: {exc}")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="airuns", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def _fail(message: str) -> int:
+    print(f"airuns: {' '.join(message.split())}", file=sys.stderr)  # one line, always
+    return USAGE_ERROR
 
-    serve = commands.add_parser("serve", help="serve the proxy, admin API and UI")
-    _config_option(serve)
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int)
+
+def airuns_version() -> str:
+    try:
+        return version("airuns")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help, except where there is none to show: options
+    whose default comes from the config say so in their own help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with defaults in `--help` and one-line errors (no usage block)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def port_number(text: str) -> int:
+    value = _whole_number(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a port number")
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a port: must be 1 to 65535")
+    return value
+
+
+def worker_count(text: str) -> int:
+    value = _whole_number(text)
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number of at least 1")
+    return value
+
+
+def _whole_number(text: str) -> int | None:
+    """Plain ASCII digits only: `int()` would also take ` 80`, `8_080` and full-width digits."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else 10**18  # any huge number is as out of range
+
+
+def _shown(text: str) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="airuns", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"airuns {airuns_version()}",
+        help="print the version and exit",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="migrate the database, then serve the proxy and admin API",
+        description="Apply migrations, then serve the proxy and admin API until SIGTERM/SIGINT.",
+    )
+    config_option(serve)
+    serve.add_argument("--host", help="address to listen on (default: server.host, 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=port_number, help="port to listen on (default: server.port, 8080)"
+    )
+    serve.add_argument(
+        "--workers", type=worker_count, help="server processes (default: server.workers, 1)"
+    )
     serve.set_defaults(run=_serve)
 
-    migrate = commands.add_parser("migrate", help="apply database migrations")
-    _config_option(migrate)
+    migrate = commands.add_parser(
+        "migrate",
+        help="apply database migrations",
+        description="Bring database.url's schema to this version (serve also does it at start).",
+    )
+    config_option(migrate)
     migrate.set_defaults(run=_migrate)
 
-    mock = commands.add_parser("mock-upstream", help="run the fake OpenAI-compatible provider")
-    mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=int, default=9000)
+    mock = commands.add_parser(
+        "mock-upstream",
+        help="run the fake OpenAI-compatible provider",
+        description="A fake OpenAI-compatible provider: deterministic replies, streaming, "
+        "usage, and delays or errors on request (see the README).",
+    )
+    mock.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    mock.add_argument("--port", type=port_number, default=9000, help="port to listen on")
     mock.set_defaults(run=_mock_upstream)
 
-    add_runs_commands(commands, _config_option)
+    add_runs_commands(commands, config_option)
     return parser
 
 
-def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="config file (default: $AIRUNS_CONFIG or ./config.yaml)")
+def config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $AIRUNS_CONFIG, else ./config.yaml)",
+    )
 
 
 def load(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, os.environ)
 
 
-_START_MIGRATION_TIMEOUT = 15.0
-
-
 def _serve(args: argparse.Namespace) -> int:
-    from persistence.migrate import migrate
+    from persistence.engine import display_url
+    from proxy.observability import configure_process_logging, log_start
     from proxy.server import ServerConfig, run_server
 
     settings = load(args)
-    if args.config:
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    log = configure_process_logging(settings.logging.level, settings.logging.format)
+    problem = _listen_problem(host, port)
+    if problem:  # named as the user set it: an option, else the config key
+        which, reason = problem
+        name = f"--{which}" if getattr(args, which) else f"server.{which}"
+        raise SettingsError(f"{name}: {reason}")
+    _migrate_at_start(settings.database.url, log)
+    if args.config:  # the server's workers read the config from the environment
         os.environ["AIRUNS_CONFIG"] = os.path.abspath(args.config)
-    try:
-        asyncio.run(asyncio.wait_for(migrate(settings.database.url), _START_MIGRATION_TIMEOUT))
-    except Exception as error:  # the proxy must serve without its database; records spool
-        print(
-            f"airuns: database not migrated at start ({type(error).__name__}); serving anyway, "
-            "records are kept until it answers",
-            file=sys.stderr,
-        )
     _stop_signals_exit_cleanly()
     config = ServerConfig(
         "proxy.asgi:create_from_environment",
         limits=settings.server_limits,
         factory=True,
-        host=args.host or settings.server.host,
-        port=args.port or settings.server.port,
+        host=host,
+        port=port,
         workers=args.workers or settings.server.workers,
         loop="uvloop",
         lifespan="on",
         access_log=False,
-        log_level="warning",
+        log_config=None,  # uvicorn's records go through our handler (one format)
+        log_level="warning",  # its info lines ("Uvicorn running on…") are the start line's job
         timeout_graceful_shutdown=int(settings.shutdown.grace_period),
     )
-    run_server(config)
+
+    def announce() -> None:
+        log_start(
+            log,
+            version=airuns_version(),
+            url=f"http://{_url_host(host)}:{port}",
+            database=display_url(settings.database.url),
+            providers={name: p.base_url for name, p in settings.providers.items()},
+            admin_api=bool(settings.admin.api_key),
+        )
+
+    run_server(config, on_started=announce)
     return 0
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _listen_problem(host: str, port: int) -> tuple[str, str] | None:
+    """(`host` or `port`, why) when (host, port) cannot be listened on, checked before anything
+    starts (uvicorn would find out only after the app and its writer had started)."""
+    from proxy.server import check_can_listen
+
+    try:
+        check_can_listen(host, port)
+    except socket.gaierror as exc:
+        return "host", f"cannot listen on {host!r} ({_reason(exc)})"
+    except (ValueError, UnicodeError) as exc:  # a NUL, or a name IDNA cannot encode
+        return "host", f"cannot listen on {host!r} ({exc})"
+    except OSError as exc:
+        which = "host" if exc.errno == errno.EADDRNOTAVAIL else "port"
+        return which, f"cannot listen on {_url_host(host)}:{port} ({_reason(exc)})"
+    return None
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
+def _migrate_at_start(url: str, log: Logger) -> None:
+    """A database that cannot work as configured stops the start (DatabaseConfigError); one
+    that does not answer is served through: records wait, and the app migrates it later."""
+    from persistence.engine import display_url
+    from persistence.migrate import describe_error, migrate
+
+    try:
+        asyncio.run(asyncio.wait_for(migrate(url), _START_MIGRATION_TIMEOUT))
+    except DatabaseConfigError:
+        raise
+    except Exception as error:  # the proxy must serve without its database; records spool
+        log.warning(
+            "database unreachable at start; serving anyway, records are kept until it answers",
+            database=display_url(url),
+            error=describe_error(error),
+        )
 
 
 def _stop_signals_exit_cleanly() -> None:
@@ -102,17 +265,32 @@ def _stop_signals_exit_cleanly() -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from persistence.migrate import migrate
+    """Exit 2 when the database cannot work as configured, 1 when it does not answer."""
+    from persistence.engine import display_url
+    from persistence.migrate import describe_error, migrate
+    from proxy.observability import configure_process_logging
 
     settings = load(args)
-    asyncio.run(migrate(settings.database.url))
-    print("migrations applied", file=sys.stderr)
+    log = configure_process_logging(settings.logging.level, settings.logging.format)
+    url = settings.database.url
+    try:
+        asyncio.run(migrate(url))
+    except DatabaseConfigError:
+        raise
+    except Exception as error:  # nothing to serve through here: say so, and let a retry come
+        reason = describe_error(error)
+        print(f"airuns: database unreachable: {display_url(url)} ({reason})", file=sys.stderr)
+        return 1
+    log.info("database schema is up to date", database=display_url(url))
     return 0
 
 
 def _mock_upstream(args: argparse.Namespace) -> int:
     from proxy.mock_upstream import run_mock_upstream
 
+    problem = _listen_problem(args.host, args.port)
+    if problem:  # named by its option: the mock has no config
+        return _fail(f"mock-upstream: --{problem[0]}: {problem[1]}")
     run_mock_upstream(args.host, args.port)
     return 0
 

@@ -2,7 +2,7 @@
 database in the config (no server needed), through the same queries and JSON shapes.
 
 `--json` prints exactly what the API answers; without it, a table (list) or a summary with the
-conversation and tasks (show). The CLI acts as the admin principal.
+conversation, tasks and their errors (show). The CLI acts as the admin principal.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from persistence.engine import create_engine
+from persistence.engine import check_database_url, create_engine
 from persistence.queries import runs as run_queries
 from persistence.queries import tasks as task_queries
 from persistence.queries.cursor import CursorError
@@ -37,20 +37,30 @@ class CommandError(Exception):
 
 
 def add_runs_commands(subparsers: Any, config_option: ConfigOption) -> None:
-    runs = subparsers.add_parser("runs", help="list, show and export recorded runs")
-    commands = runs.add_subparsers(dest="runs_command", required=True)
+    runs = subparsers.add_parser(
+        "runs",
+        help="list, show and export recorded runs",
+        description="Recorded runs, read straight from database.url (no server needed).",
+    )
+    commands = runs.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
 
     listing = commands.add_parser("list", help="runs, most recent first (like GET /admin/runs)")
-    listing.add_argument("--status", choices=run_queries.STATUS_FILTERS, default="active")
-    listing.add_argument("--sort", choices=run_queries.SORTS, default="recent")
-    listing.add_argument("--limit", type=_limit, default=20, help="1–200 (default 20)")
+    listing.add_argument(
+        "--status", choices=run_queries.STATUS_FILTERS, default="active", help="which runs"
+    )
+    listing.add_argument(
+        "--sort", choices=run_queries.SORTS, default="recent", help="order of the runs"
+    )
+    listing.add_argument("--limit", type=_limit, default=20, help="runs per page, 1–200")
     listing.add_argument("--cursor", help="next_cursor printed by the previous page")
-    show = commands.add_parser("show", help="one run with its conversation and tasks")
-    show.add_argument("run_id")
+    show = commands.add_parser("show", help="one run with its conversation, tasks and errors")
+    show.add_argument("run_id", metavar="RUN_ID", help="the run's id (its X-Run-Id)")
     export = commands.add_parser("export", help="a run as json, markdown or csv")
-    export.add_argument("run_id")
-    export.add_argument("--format", choices=EXPORT_FORMATS, default="json")
-    export.add_argument("--output", "-o", help="write to this file instead of stdout")
+    export.add_argument("run_id", metavar="RUN_ID", help="the run's id (its X-Run-Id)")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="json", help="file format")
+    export.add_argument(
+        "--output", "-o", metavar="PATH", help="write to this file (default: stdout)"
+    )
     for command, handler in ((listing, _list), (show, _show), (export, _export)):
         config_option(command)
         if command is not export:
@@ -68,6 +78,7 @@ def _limit(text: str) -> int:
 def _runner(handler: Callable[..., Any]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         settings = load_settings(args.config, os.environ)
+        check_database_url(settings.database.url)  # DatabaseConfigError: one line, exit 2
         try:
             asyncio.run(handler(settings.database.url, args))
         except CommandError as exc:
@@ -75,6 +86,10 @@ def _runner(handler: Callable[..., Any]) -> Callable[[argparse.Namespace], int]:
             return 1
         except DBAPIError as exc:
             print(f"airuns: database error (run `airuns migrate`?): {exc.orig}", file=sys.stderr)
+            return 1
+        except OSError as exc:  # refused, or a host that does not resolve
+            reason = (exc.strerror or str(exc)).lower()
+            print(f"airuns: database unreachable ({reason})", file=sys.stderr)
             return 1
         return 0
 
@@ -161,12 +176,12 @@ def render_run(run: Any, tasks: Sequence[Any]) -> str:
         ("id", run.id),
         ("name", run.name),
         ("status", run.status + (" (starred)" if run.is_starred else "")),
-        ("tasks", f"{run.task_count} ({run.error_count} errors)"),
+        ("tasks", f"{run.task_count} ({run.error_count} errors{_retried(tasks)})"),
         (
             "tokens",
             f"{run.total_tokens:,} ({run.prompt_tokens:,} in, {run.completion_tokens:,} out)",
         ),
-        ("cost", _cost(run.total_cost, run.unpriced_task_count)),
+        ("cost", _cost(run.total_cost, count_unpriced(tasks))),
         ("created", timestamp(run.created_at)),
         ("last message", timestamp(run.last_message_at)),
     ]
@@ -178,7 +193,19 @@ def render_run(run: Any, tasks: Sequence[Any]) -> str:
         lines.append(f"  {role:>9}: {_clip(' '.join(text.split()), 100)}")
     headers = ["TASK", "MODEL", "STATUS", "TOKENS", "COST", "TTFT MS", "STARTED"]
     lines += ["", render_table(headers, [_task_cells(task) for task in tasks])]
+    errors = [task for task in tasks if task.error_message]
+    if errors:
+        lines += ["", "errors:"]
+        lines += [
+            f"  {task.id}: {_clip(' '.join(task.error_message.split()), 200)}" for task in errors
+        ]
     return "\n".join(lines)
+
+
+def count_unpriced(tasks: Sequence[Any]) -> int:
+    """Tasks whose usage is known but has no price. A call that failed before any usage (or
+    whose usage was missing or invalid) has nothing to price: it is not "unpriced"."""
+    return sum(1 for task in tasks if task.cost is None and task.total_tokens is not None)
 
 
 def _task_cells(task: Any) -> list[str]:
@@ -186,12 +213,24 @@ def _task_cells(task: Any) -> list[str]:
     return [
         task.id,
         task.upstream_model or task.model or "",
-        task.status,
+        _task_status(task),
         "" if task.total_tokens is None else f"{task.total_tokens:,}",
         "" if task.cost is None else f"${decimal_text(task.cost)}",
         "" if ttft is None else f"{ttft:,.0f}",
         timestamp(task.created_at),
     ]
+
+
+def _retried(tasks: Sequence[Any]) -> str:
+    """Attempts a client retried are tasks of their own, not calls of the run's count."""
+    retried = sum(1 for task in tasks if task.retried)
+    return f"; +{retried} retried attempts" if retried else ""
+
+
+def _task_status(task: Any) -> str:
+    notes = [f"attempt {task.attempt}"] if task.attempt > 1 else []
+    notes += ["retried"] if task.retried else []
+    return task.status + (f" ({', '.join(notes)})" if notes else "")
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:

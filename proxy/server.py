@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -55,18 +56,46 @@ class ServerConfig(uvicorn.Config):
         self.server_limits = limits
 
 
-def run_server(config: ServerConfig) -> None:
+def run_server(config: ServerConfig, on_started: Callable[[], None] = lambda: None) -> None:
     """What `uvicorn.run` does with a config it built itself: one server, or a supervisor of
-    `config.workers` processes sharing one socket."""
+    `config.workers` processes sharing one socket. `on_started` runs once the socket listens
+    (and, with one process, the app has started), so the start line never precedes the fact."""
     if config.workers > 1:
         from uvicorn.supervisors import Multiprocess  # with the reloaders: only when needed
 
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        on_started()
+        supervisor.run()
         return
-    server = uvicorn.Server(config)
+    server = _AnnouncingServer(config, on_started)
     server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+
+
+class _AnnouncingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_started()
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Bind every address `host` resolves to, as the server will, and let go: raises the
+    `OSError` (`socket.gaierror` for a name that does not resolve) the server would meet.
+    SO_REUSEADDR like uvicorn's, so a port left in TIME_WAIT is not taken for a busy one."""
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio binds it: v6 only, beside any v4 bind
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)
 
 
 class Deadline:

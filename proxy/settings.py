@@ -2,6 +2,11 @@
 
 Pure (`parse_settings(text, environ)`): read once at start, then passed in. Unknown keys and
 bad values raise `SettingsError` naming the key; per-1M prices become `Decimal` here, once.
+
+Environment overrides: `AIRUNS_<SECTION>_<KEY>` sets any scalar. Any other `AIRUNS_*` variable
+is an error, like an unknown key (a typo must not be silently ignored), except the few names
+airuns reads that are not overrides (`NOT_OVERRIDES`) and the variables the config file itself
+reads with `${…}`.
 """
 
 from __future__ import annotations
@@ -118,6 +123,7 @@ class ShutdownSettings:
 @dataclass(frozen=True, slots=True)
 class LoggingSettings:
     level: str = "info"
+    format: str = "auto"  # auto: text on a terminal, JSON lines otherwise; or json, text
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +155,14 @@ _CHOICES = {
     "auth.mode": {"open", "keys"},
     "capture.on_client_disconnect": {"cancel", "drain"},
     "logging.level": {"debug", "info", "warning", "error"},
+    "logging.format": {"auto", "json", "text"},
 }
+# AIRUNS_* names that are not overrides: the config file's path; the admin key the shipped
+# config.yaml reads (it stays set when another config does not); the Postgres URLs the test
+# suite and the benchmarks read.
+NOT_OVERRIDES = frozenset(
+    {"AIRUNS_CONFIG", "AIRUNS_ADMIN_KEY", "AIRUNS_TEST_DATABASE_URL", "AIRUNS_BENCH_POSTGRES_URL"}
+)
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -167,19 +180,43 @@ def interpolate(text: str, environ: Mapping[str, str]) -> str:
     return _INTERPOLATION.sub(expand, text)
 
 
-def parse_settings(text: str, environ: Mapping[str, str]) -> Settings:
-    try:
-        document = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"config is not valid YAML: {exc}") from None
-    if not isinstance(document, dict):
-        raise SettingsError("config must be a mapping at the top level")
+def parse_settings(text: str, environ: Mapping[str, str], source: str = "config") -> Settings:
+    """`source` names the file in YAML errors (`config.yaml:3:7: …`)."""
+    document = _load_yaml(text, source)
+    read_by_config = _referenced_variables(document)
     document = _interpolate_values(document, environ)
-    _apply_env_overrides(document, environ)
+    _apply_env_overrides(document, environ, ignore=NOT_OVERRIDES | read_by_config)
     _inherit_provider_timeouts(document)
     settings = _build(Settings, document, "")
     _check_references(settings)
     return settings
+
+
+def _load_yaml(text: str, source: str) -> dict:
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = exc.problem or exc.context or "unreadable"
+        raise SettingsError(f"{where}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SettingsError(f"{source}: invalid YAML: {first}") from None
+    if not isinstance(document, dict):
+        raise SettingsError(f"{source}: expected a mapping of sections at the top level")
+    return document
+
+
+def _referenced_variables(node: Any) -> set[str]:
+    """The environment variables the config's string values read with `${…}`."""
+    if isinstance(node, dict):
+        return set().union(*map(_referenced_variables, node.values()))
+    if isinstance(node, list):
+        return set().union(*map(_referenced_variables, node))
+    if isinstance(node, str):
+        return {match.group(1) for match in _INTERPOLATION.finditer(node)}
+    return set()
 
 
 def _interpolate_values(node: Any, environ: Mapping[str, str]) -> Any:
@@ -208,26 +245,63 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str]) -> Settin
     """Read the config file (from `path`, `AIRUNS_CONFIG`, else ./config.yaml)."""
     chosen = Path(path or environ.get("AIRUNS_CONFIG") or "config.yaml")
     try:
-        text = chosen.read_text()
+        text = chosen.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SettingsError(f"config file {chosen} not found") from None
-    return parse_settings(text, environ)
+    except UnicodeDecodeError:
+        raise SettingsError(f"config file {chosen} is not UTF-8 text") from None
+    except OSError as exc:
+        raise SettingsError(f"config file {chosen}: {exc.strerror or exc}") from None
+    return parse_settings(text, environ, source=str(chosen))
 
 
-def _apply_env_overrides(document: dict, environ: Mapping[str, str]) -> None:
-    """`AIRUNS_<SECTION>_<KEY>` overrides any scalar, provider entries included."""
+def _apply_env_overrides(
+    document: dict, environ: Mapping[str, str], ignore: frozenset[str] | set[str]
+) -> None:
+    """`AIRUNS_<SECTION>_<KEY>` overrides any scalar, provider entries included; any other
+    `AIRUNS_*` name not in `ignore` is refused (see the module docstring)."""
     paths = _scalar_paths(Settings, document, ())
-    by_name = {"AIRUNS_" + "_".join(p).upper().replace("-", "_"): p for p in paths}
-    for name, value in environ.items():
+    by_name = {_variable_name(p): p for p in paths}
+    for name in sorted(environ):
         path = by_name.get(name)
         if path is None:
+            if name.startswith("AIRUNS_") and name not in ignore:
+                raise SettingsError(_unknown_variable(name, by_name))
             continue
         node = document
         for key in path[:-1]:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise SettingsError(f"{'.'.join(path)}: cannot override inside a non-mapping")
-        node[path[-1]] = value
+        node[path[-1]] = environ[name]
+
+
+def _variable_name(path: tuple[str, ...]) -> str:
+    return "AIRUNS_" + "_".join(path).upper().replace("-", "_")
+
+
+def _unknown_variable(name: str, by_name: Mapping[str, tuple[str, ...]]) -> str:
+    """The refusal, with the setting it most likely meant: a key of the same section when the
+    section is right (`AIRUNS_SERVER_PROT`), else any setting spelt almost the same."""
+    shown = name if name.isprintable() and len(name) <= 80 else repr(name[:80])
+    sections = [_variable_name((s,)) for s in get_type_hints(Settings)]
+    section = max((s for s in sections if name.startswith(s + "_")), key=len, default=None)
+    if section is not None:
+        keys = {n[len(section) :]: n for n in by_name if n.startswith(section + "_")}
+        # An entry's name (a provider, a priced model) must match closely, not just its key.
+        cutoff = 0.85 if section in ("AIRUNS_PROVIDERS", "AIRUNS_PRICING") else 0.6
+        close = difflib.get_close_matches(name[len(section) :], list(keys), n=1, cutoff=cutoff)
+        close = [keys[c] for c in close]
+    else:
+        close = difflib.get_close_matches(name, list(by_name), n=1, cutoff=0.9)
+    if close:
+        return f"{shown}: unknown setting in the environment (did you mean {close[0]}?)"
+    if section in ("AIRUNS_PROVIDERS", "AIRUNS_PRICING"):
+        return (
+            f"{shown}: names no provider or price override of the config file (the environment "
+            "overrides the keys of entries the file has)"
+        )
+    return f"{shown}: unknown setting in the environment (expected AIRUNS_<SECTION>_<KEY>)"
 
 
 def _scalar_paths(cls: type, doc: Any, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
@@ -319,17 +393,14 @@ def _scalar(kind: Any, value: Any, key: str) -> Any:
             "off",
         }:
             return value.lower() in {"true", "1", "yes", "on"}
-        raise SettingsError(f"{key}: expected true or false, got {value!r}")
+        raise SettingsError(f"{key}: expected true or false, got {_shown(value)}")
     if kind in (int, float):
-        try:
-            number = float(value) if not isinstance(value, bool) else None
-        except (TypeError, ValueError):
-            number = None
-        if number is None or number < 0 or number != number:
-            raise SettingsError(f"{key}: expected a non-negative number, got {value!r}")
+        number = _number(value)
+        if number is None or not 0 <= number < float("inf"):  # NaN fails both comparisons
+            raise SettingsError(f"{key}: expected a non-negative number, got {_shown(value)}")
         if kind is int:
             if not number.is_integer():
-                raise SettingsError(f"{key}: expected a whole number, got {value!r}")
+                raise SettingsError(f"{key}: expected a whole number, got {_shown(value)}")
             return int(number)
         return number
     if kind is str:
@@ -337,6 +408,28 @@ def _scalar(kind: Any, value: Any, key: str) -> Any:
             raise SettingsError(f"{key}: expected a string")
         return str(value)
     return value
+
+
+def _shown(value: Any) -> str:
+    """A bad value as the error shows it: quoted, escaped, and clipped (it may be hostile)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
+
+
+def _number(value: Any) -> float | None:
+    """A YAML number, or text of plain ASCII digits (an environment override): not `1e3`,
+    `0x50`, `8_080`, ` 80` or full-width digits, which Python's `float()` would take."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return float(value) if _DECIMAL.fullmatch(value) and value.isascii() else None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _price(value: Any, key: str) -> Price:

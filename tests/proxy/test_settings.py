@@ -215,10 +215,71 @@ def test_env_override_of_a_pricing_override_becomes_a_decimal() -> None:
     assert settings.pricing.overrides["my-finetune"].input == Decimal("0.25")
 
 
-def test_unrelated_airuns_variables_are_ignored() -> None:
-    environ = {"AIRUNS_CONFIG": "/etc/airuns.yaml", "AIRUNS_NOPE": "1", "AIRUNS_SERVER": "x"}
+@pytest.mark.parametrize(
+    "name",
+    [
+        "AIRUNS_CONFIG",  # the config file's path
+        "AIRUNS_ADMIN_KEY",  # read by the shipped config.yaml, harmless with any other
+        "AIRUNS_TEST_DATABASE_URL",  # the test suite's
+        "AIRUNS_BENCH_POSTGRES_URL",
+    ],
+)
+def test_the_allowed_airuns_variables_that_are_not_overrides_change_nothing(name: str) -> None:
+    assert parse_settings(BASE, {name: "x"}) == parse_settings(BASE, {})
 
-    assert parse_settings(BASE, environ) == parse_settings(BASE, {})
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "AIRUNS_SERVER_PROT",
+            "AIRUNS_SERVER_PROT: unknown setting in the environment"
+            " (did you mean AIRUNS_SERVER_PORT?)",
+        ),
+        (
+            "AIRUNS_DATABASE_URI",
+            "AIRUNS_DATABASE_URI: unknown setting in the environment"
+            " (did you mean AIRUNS_DATABASE_URL?)",
+        ),
+        (
+            "AIRUNS_LOGGING_COLOR",
+            "AIRUNS_LOGGING_COLOR: unknown setting in the environment"
+            " (expected AIRUNS_<SECTION>_<KEY>)",
+        ),
+        ("AIRUNS_SERVER", "AIRUNS_SERVER: unknown setting in the environment"),
+        ("AIRUNS_NOPE", "AIRUNS_NOPE: unknown setting in the environment (expected AIRUNS_<"),
+        ("AIRUNS_SEVRER_PORT", "AIRUNS_SEVRER_PORT: unknown setting in the environment (did you"),
+        ("AIRUNS_", "AIRUNS_: unknown setting in the environment"),
+        ("AIRUNS_\x00\n", "'AIRUNS_\\x00\\n': unknown setting in the environment"),
+        ("AIRUNS_" + "X" * 200, "'AIRUNS_XXXXXXXX"),
+        (
+            "AIRUNS_PROVIDERS_MOCK_BASEURL",
+            "AIRUNS_PROVIDERS_MOCK_BASEURL: unknown setting in the environment"
+            " (did you mean AIRUNS_PROVIDERS_MOCK_BASE_URL?)",
+        ),
+        ("AIRUNS_MODELS_0_NAME", "AIRUNS_MODELS_0_NAME: unknown setting in the environment"),
+        (
+            "AIRUNS_PROVIDERS_GROQ_API_KEY",
+            "AIRUNS_PROVIDERS_GROQ_API_KEY: names no provider or price override of the config file",
+        ),
+        ("AIRUNS_PRICING_OVERRIDES_NEW_INPUT", "AIRUNS_PRICING_OVERRIDES_NEW_INPUT: names no"),
+    ],
+)
+def test_unknown_variable_in_a_config_section_fails_naming_it(name: str, message: str) -> None:
+    assert fails(BASE, {name: "1"}).startswith(message)
+
+
+def test_a_variable_the_config_file_reads_is_not_an_override() -> None:
+    text = BASE + "admin: {api_key: '${AIRUNS_ADMIN_SECRET}'}\n"
+
+    assert parse_settings(text, {"AIRUNS_ADMIN_SECRET": "s"}).admin.api_key == "s"
+    assert "AIRUNS_ADMIN_SECRET" in fails(BASE, {"AIRUNS_ADMIN_SECRET": "s"})
+
+
+def test_a_variable_read_only_in_a_comment_is_still_checked() -> None:
+    text = BASE + "# admin: {api_key: '${AIRUNS_ADMIN_SECRET}'}\n"
+
+    assert "AIRUNS_ADMIN_SECRET" in fails(text, {"AIRUNS_ADMIN_SECRET": "s"})
 
 
 @pytest.mark.parametrize(
@@ -325,12 +386,93 @@ def test_invalid_yaml_or_non_mapping_document_fails(text: str) -> None:
     fails(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "server:\n  host: a\n  port: {1\n",
+            "conf.yaml:4:1: invalid YAML: expected ',' or '}', but got '<stream end>'",
+        ),
+        (
+            "server:\n\tport: 1\n",
+            "conf.yaml:2:1: invalid YAML: found character '\\t' that cannot start any token",
+        ),
+        ("a: b: c\n", "conf.yaml:1:5: invalid YAML: mapping values are not allowed here"),
+        ("- a\n", "conf.yaml: expected a mapping of sections at the top level"),
+    ],
+)
+def test_yaml_error_names_the_file_line_and_column_in_one_line(text: str, message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(text, {}, source="conf.yaml")
+
+    assert str(caught.value) == message
+
+
+def test_yaml_error_from_a_file_names_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("server: {port: 8080\nproviders:\n")
+
+    with pytest.raises(SettingsError, match=rf"^{path}:2:10: invalid YAML: "):
+        load_settings(path, {})
+
+
+def test_a_config_path_that_is_a_folder_fails_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(tmp_path, {})
+
+    assert str(caught.value) == f"config file {tmp_path}: Is a directory"
+
+
 def test_fractional_port_fails_naming_the_key() -> None:
     assert "server.port" in fails("server: {port: 8080.7}")
 
 
-def test_port_above_65535_fails_naming_the_key() -> None:
-    assert "server.port" in fails("server: {port: 70000}")
+@pytest.mark.parametrize(
+    ("text", "environ"),
+    [
+        ("server: {port: 70000}", {}),
+        ("server: {port: 0}", {}),
+        ("", {"AIRUNS_SERVER_PORT": "99999"}),
+        ("", {"AIRUNS_SERVER_PORT": "0"}),
+    ],
+)
+def test_port_outside_1_to_65535_fails_naming_the_key(text: str, environ: dict) -> None:
+    assert fails(text, environ) == "server.port: must be between 1 and 65535"
+
+
+@pytest.mark.parametrize(
+    "value", ["-1", "abc", "", "1e3", "0x50", "8_080", " 80", "80\n", "８０８０", "nan", "\x00"]
+)
+def test_an_environment_number_must_be_plain_digits(value: str) -> None:
+    message = fails("", {"AIRUNS_SERVER_PORT": value})
+    assert message == f"server.port: expected a non-negative number, got {value!r}"
+
+
+def test_a_huge_environment_number_is_refused_and_clipped() -> None:
+    assert fails("", {"AIRUNS_SERVER_PORT": "9" * 30}) == "server.port: must be between 1 and 65535"
+    message = fails("", {"AIRUNS_SERVER_PORT": "9" * 5000})
+    assert message.startswith("server.port: expected a non-negative number, got '999")
+    assert message.endswith("...") and len(message) < 120
+
+
+def test_a_decimal_environment_value_is_taken_where_a_fraction_is_allowed() -> None:
+    assert parse_settings("", {"AIRUNS_TIMEOUTS_READ": "2.5"}).timeouts.read == 2.5
+
+
+# -- logging ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["auto", "json", "text"])
+def test_logging_format_is_auto_json_or_text(fmt: str) -> None:
+    assert parse_settings(f"logging: {{format: {fmt}}}", {}).logging.format == fmt
+    assert parse_settings("", {"AIRUNS_LOGGING_FORMAT": fmt}).logging.format == fmt
+
+
+@pytest.mark.parametrize("value", ["xml", "JSON", "", " json", "\x00", "json\ntext", "a" * 10_000])
+def test_logging_format_defaults_to_auto_and_refuses_others(value: str) -> None:
+    assert parse_settings("", {}).logging.format == "auto"
+    message = fails("", {"AIRUNS_LOGGING_FORMAT": value})
+    assert message == "logging.format: must be one of auto, json, text"
 
 
 # -- pricing ------------------------------------------------------------------------------------
