@@ -36,6 +36,7 @@ from persistence.record import (
     PENDING,
     STREAMING,
     CallRecord,
+    is_unpriced,
 )
 from persistence.rows import coalesce, run_row, task_row
 from persistence.storable import storable_record
@@ -69,10 +70,9 @@ class RunDelta:
         self.prompt_tokens += row["prompt_tokens"] or 0
         self.completion_tokens += row["completion_tokens"] or 0
         self.total_tokens += row["total_tokens"] or 0
-        if row["cost"] is None:
-            self.unpriced_task_count += 1
-        else:
+        if row["cost"] is not None:
             self.total_cost += row["cost"]
+        self.unpriced_task_count += is_unpriced(row["cost"], row["total_tokens"])
         at = row["completed_at"] or row["created_at"]
         self.last_message_at = max(at, self.last_message_at or at)
 

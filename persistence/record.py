@@ -112,3 +112,10 @@ class Recorder(Protocol):
 
     def status(self) -> dict[str, int]:
         """For `/readyz` and `/metrics`: `backlog`, `spooled`, `dropped`, `rejected`."""
+
+
+def is_unpriced(cost: Any, total_tokens: int | None) -> bool:
+    """A task whose usage is known but has no price (unknown model, or left unpriced). One
+    without usage (a call that failed before any, or whose usage was missing or invalid) has
+    nothing to price: its cost is null too, but it is not what `unpriced_task_count` counts."""
+    return cost is None and total_tokens is not None

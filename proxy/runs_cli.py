@@ -23,6 +23,7 @@ from persistence.queries import tasks as task_queries
 from persistence.queries.cursor import CursorError
 from persistence.queries.keyset import Page
 from persistence.queries.scope import Principal
+from persistence.record import is_unpriced
 from proxy.admin.export import EXPORT_FORMATS, export_run
 from proxy.admin.serialize import decimal_text, page_json, run_json, timestamp
 from proxy.admin.transcript import content_text
@@ -203,9 +204,7 @@ def render_run(run: Any, tasks: Sequence[Any]) -> str:
 
 
 def count_unpriced(tasks: Sequence[Any]) -> int:
-    """Tasks whose usage is known but has no price. A call that failed before any usage (or
-    whose usage was missing or invalid) has nothing to price: it is not "unpriced"."""
-    return sum(1 for task in tasks if task.cost is None and task.total_tokens is not None)
+    return sum(is_unpriced(task.cost, task.total_tokens) for task in tasks)
 
 
 def _task_cells(task: Any) -> list[str]:

@@ -222,7 +222,8 @@ FROM runs r LEFT JOIN (
            coalesce(sum(total_tokens), 0) AS total_tokens,
            coalesce(sum(cost), 0) AS total_cost,
            count(*) FILTER (WHERE status IN ('completed', 'error', 'cancelled', 'timeout')
-                            AND cost IS NULL) AS unpriced_task_count
+                            AND cost IS NULL AND total_tokens IS NOT NULL)
+               AS unpriced_task_count
     FROM tasks GROUP BY run_id
 ) s ON s.run_id = r.id
 WHERE (r.task_count, r.error_count, r.prompt_tokens, r.completion_tokens, r.total_tokens,

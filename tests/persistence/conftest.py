@@ -117,7 +117,9 @@ class Probe:
             func.coalesce(func.sum(Task.completion_tokens), 0).label("completion_tokens"),
             func.coalesce(func.sum(Task.total_tokens), 0).label("total_tokens"),
             func.sum(Task.cost).label("total_cost"),
-            func.count().filter(final, Task.cost.is_(None)).label("unpriced_task_count"),
+            func.count()
+            .filter(final, Task.cost.is_(None), Task.total_tokens.is_not(None))
+            .label("unpriced_task_count"),
             func.max(case((final, func.coalesce(Task.completed_at, Task.created_at)))).label(
                 "last_final_at"
             ),

@@ -56,7 +56,7 @@ async def test_a_retried_call_is_one_request_with_every_attempts_cost(records, p
         "completion_tokens": 110,
         "total_tokens": 2110,
         "total_cost": records.usage_cost + SMALL_COST,
-        "unpriced_task_count": 1,  # the 502: no usage, so no price
+        "unpriced_task_count": 0,  # the 502: no usage, so nothing to price
     }
     await probe.assert_aggregates_match_tasks()
 
@@ -106,7 +106,7 @@ async def test_any_arrival_order_and_replay_give_the_same_run(records, probe, or
         "completion_tokens": 110,
         "total_tokens": 2110,
         "total_cost": records.usage_cost + SMALL_COST,
-        "unpriced_task_count": 1,
+        "unpriced_task_count": 0,
     }
     assert await probe.aggregates() == expected
     for group in groups:  # replayed: a spool read again, a batch after a lost commit
@@ -132,7 +132,7 @@ async def test_a_first_attempt_stored_after_its_retry_joins_its_call(records, pr
     (first, retry) = await probe.tasks()
     assert (first.retried, retry.retried) == (True, False)
     run = await probe.run()
-    assert (run.task_count, run.error_count, run.unpriced_task_count) == (1, 0, 1)
+    assert (run.task_count, run.error_count, run.unpriced_task_count) == (1, 0, 0)
     await probe.assert_aggregates_match_tasks()
 
 

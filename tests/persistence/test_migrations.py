@@ -79,3 +79,43 @@ async def test_attempts_migration_goes_down_and_up_again(empty_database_url: str
         await engine.dispose()
     await migrate(empty_database_url)
     assert await schema_diff(empty_database_url) == []
+
+
+async def test_unpriced_counts_are_recounted_as_tasks_with_usage_but_no_price(
+    empty_database_url: str,
+) -> None:
+    """0006: a failed call without usage was counted unpriced; only one with usage is now."""
+    config = alembic_config(empty_database_url)
+    await asyncio.to_thread(command.upgrade, config, "0005")
+    engine = create_engine(empty_database_url)
+    at = "'2026-01-01 00:00:00.000000'"
+    if empty_database_url.startswith("postgresql"):
+        at = "TIMESTAMPTZ '2026-01-01 00:00:00+00'"
+    task = (
+        "INSERT INTO tasks (id, run_id, endpoint, status, created_at, total_tokens) "
+        f"VALUES (:id, 'r', '/v1/chat/completions', :status, {at}, :tokens)"
+    )
+    unpriced = text("SELECT unpriced_task_count FROM runs WHERE id = 'r'")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO runs (id, name, metadata, tags, settings, messages, "
+                    "unpriced_task_count, created_at, updated_at, last_message_at) "
+                    f"VALUES ('r', 'r', '{{}}', '[]', '{{}}', '[]', 3, {at}, {at}, {at})"
+                )
+            )
+            for task_id, status, tokens in [
+                ("a-502", "error", None),
+                ("unknown-model", "completed", 12),
+                ("under-way", "streaming", 5),
+            ]:
+                await conn.execute(text(task), {"id": task_id, "status": status, "tokens": tokens})
+        await migrate(empty_database_url)
+        async with engine.connect() as conn:
+            assert (await conn.execute(unpriced)).scalar_one() == 1
+        await asyncio.to_thread(command.downgrade, config, "0005")
+        async with engine.connect() as conn:
+            assert (await conn.execute(unpriced)).scalar_one() == 2
+    finally:
+        await engine.dispose()

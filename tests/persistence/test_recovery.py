@@ -85,7 +85,7 @@ async def test_open_tasks_of_dead_instances_are_closed_and_live_ones_are_left_al
         "missing",
     )
     run = await probe.run()
-    assert (run.task_count, run.error_count, run.unpriced_task_count) == (7, 4, 4)
+    assert (run.task_count, run.error_count, run.unpriced_task_count) == (7, 4, 0)
     await probe.assert_aggregates_match_tasks()
     assert await instance_ids(engine) == {ME, LIVE}  # the expired row is gone
 
