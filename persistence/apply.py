@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, case, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert
@@ -72,7 +72,7 @@ class RunDelta:
         self.total_tokens += row["total_tokens"] or 0
         if row["cost"] is not None:
             self.total_cost += row["cost"]
-        self.unpriced_task_count += is_unpriced(row["cost"], row["total_tokens"])
+        self.unpriced_task_count += is_unpriced(row["status"], row["cost"], row["total_tokens"])
         at = row["completed_at"] or row["created_at"]
         self.last_message_at = max(at, self.last_message_at or at)
 
@@ -213,23 +213,35 @@ async def _settle_attempts(
 ) -> list[tuple[AttemptRow, bool]]:
     """Only a new row can change which attempt of a call is the last, so the calls of this
     batch's new rows are asked (one probe of the retries-only index) whether they have more
-    than one attempt; those that do have their rows read under a lock (Postgres: row locks,
-    on top of the run locks every writer of the run takes first; SQLite: the write lock this
-    transaction holds) and their `retried` flags set. Returns the flags that changed."""
-    calls = {r["attempt_of"] or r["id"] for r in inserted}
-    if not calls:
+    than one attempt; those that do have their rows read under a lock and their `retried`
+    flags set. Returns the flags that changed.
+
+    Two writers must not settle one call at once, each blind to the other's new row. A call
+    in a run is theirs in turn: every writer of a run takes its lock first (Postgres; SQLite's
+    transaction holds the database's write lock). A call outside any run takes a transaction
+    lock of its own, after the run locks and in key order, so whichever writer comes second
+    reads the first one's rows. A call is its run's alone: rows of other runs are not read."""
+    keys = {(r["run_id"], r["attempt_of"] or r["id"]) for r in inserted}
+    if not keys:
         return []
+    await _lock_calls_outside_runs(conn, sorted(call for run, call in keys if run is None))
+    calls = {call for _, call in keys}
     retried_calls = select(tasks.c.attempt_of).where(tasks.c.attempt_of.in_(calls)).distinct()
     found = list((await conn.execute(retried_calls)).scalars())
     if not found:
         return []
+    runs_of_calls = {run for run, _ in keys}
+    in_those_runs = [tasks.c.run_id.in_([run for run in runs_of_calls if run is not None])]
+    if None in runs_of_calls:
+        in_those_runs.append(tasks.c.run_id.is_(None))
     attempts = (
         select(*_ATTEMPT_COLUMNS)
-        .where(or_(tasks.c.id.in_(found), tasks.c.attempt_of.in_(found)))
+        .where(or_(tasks.c.id.in_(found), tasks.c.attempt_of.in_(found)), or_(*in_those_runs))
         .order_by(tasks.c.id)
         .with_for_update()
     )
     rows = [AttemptRow(*row) for row in await conn.execute(attempts)]
+    rows = [row for row in rows if row.call in keys]
     changes = retried_changes(rows)
     if changes:
         statement = (
@@ -239,6 +251,18 @@ async def _settle_attempts(
         )
         await conn.execute(statement, [{"task_id": r.id, "flag": flag} for r, flag in changes])
     return changes
+
+
+_LOCK_CALLS = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(call, 0)))"
+    " FROM (SELECT unnest(CAST(:calls AS text[])) AS call ORDER BY 1) AS in_key_order"
+)
+
+
+async def _lock_calls_outside_runs(conn: AsyncConnection, calls: list[str]) -> None:
+    """Postgres: one statement per batch, held to the end of the transaction."""
+    if calls and conn.dialect.name == "postgresql":
+        await conn.execute(_LOCK_CALLS, {"calls": calls})
 
 
 async def _add_to_runs(

@@ -114,8 +114,9 @@ class Recorder(Protocol):
         """For `/readyz` and `/metrics`: `backlog`, `spooled`, `dropped`, `rejected`."""
 
 
-def is_unpriced(cost: Any, total_tokens: int | None) -> bool:
-    """A task whose usage is known but has no price (unknown model, or left unpriced). One
-    without usage (a call that failed before any, or whose usage was missing or invalid) has
-    nothing to price: its cost is null too, but it is not what `unpriced_task_count` counts."""
-    return cost is None and total_tokens is not None
+def is_unpriced(status: str, cost: Any, total_tokens: int | None) -> bool:
+    """A task whose cost is missing from its run's `total_cost`: an unknown model, usage a
+    completed or cancelled call did not report, a cost left unpriced. A call that failed with
+    no usage (a 502, a refused request) has nothing to price: its cost is null too, but it is
+    not counted in `unpriced_task_count`."""
+    return cost is None and not (total_tokens is None and status in ERROR_STATUSES)

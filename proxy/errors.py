@@ -24,6 +24,7 @@ class ProxyError(Exception):
     status = 500
     type = "server_error"
     code: str | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # sent with the error response
 
     def __init__(self, message: str, *, code: str | None = None, param: str | None = None):
         super().__init__(message)
@@ -64,6 +65,8 @@ class NotFound(ProxyError):
 
 class Conflict(ProxyError):
     status, type, code = 409, "conflict_error", "conflict"
+    # Sending it again cannot help; the OpenAI SDKs retry a 409 unless told not to.
+    headers = ((b"x-should-retry", b"false"),)
 
 
 class PayloadTooLarge(ProxyError):

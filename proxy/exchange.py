@@ -61,7 +61,8 @@ async def send_response(send: Send, status: int, headers: Headers, body: bytes) 
 
 async def send_error(send: Send, error: ProxyError, extra_headers: Headers = ()) -> None:
     body = error.body()
-    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *extra_headers]
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *error.headers]
+    headers += extra_headers
     await send_response(send, error.status, headers, body)
 
 

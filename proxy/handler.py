@@ -132,8 +132,9 @@ class ProxyHandler:
             credential = bearer_token(_header(headers, b"authorization"))
             attempt = FIRST
             if tracking.track:
+                # What is sent upstream: the same for every attempt, and held by the call anyway.
                 fingerprint = Fingerprint(
-                    tracking.run_id, credential, scope["method"], path.upstream, body
+                    tracking.run_id, credential, scope["method"], path.upstream, prepared.body
                 )
                 attempt = self.retries.begin(read_retry_signal(headers), fingerprint, task_id)
                 task_id, attempt = await self._claim(task_id, tracking.task_id, attempt)
@@ -153,14 +154,20 @@ class ProxyHandler:
         self, task_id: str, chosen: str | None, attempt: Attempt
     ) -> tuple[str, Attempt]:
         """The id this attempt is stored under. A client-chosen id already taken is a 409,
-        unless this is a retry: then that id names the call retried (SDK retries repeat every
-        header), and this attempt gets an id of its own."""
-        if chosen is None or await self.task_ids.claim(chosen):
+        unless this is a retry of the call this process stored under that very id (SDK
+        retries repeat every header): then this attempt gets an id of its own. A retry count
+        alone proves nothing: it is the client's to set."""
+        try:
+            free = chosen is None or await self.task_ids.claim(chosen)
+        except BaseException:
+            self.retries.refuse(attempt)
+            raise
+        if free:
             return task_id, attempt
-        if attempt.number == 1:
-            self.retries.end(attempt, failed=False)
-            raise _duplicate(chosen)
-        return new_task_id(), Attempt(attempt.number, attempt.of or chosen, attempt.call)
+        if attempt.of is not None and attempt.of == chosen:
+            return new_task_id(), attempt
+        self.retries.refuse(attempt)
+        raise _duplicate(chosen)
 
     async def _forward(
         self, scope: dict, receive: Receive, send: Send, call: Call, path: ProxyPath, ids: Headers
@@ -211,7 +218,9 @@ class ProxyHandler:
         drained: bool,
     ) -> None:
         """Give the upstream connection back (to the pool when its body was read whole) and
-        record the call; a cancelled stream may be drained first."""
+        record the call; a cancelled stream may be drained first. The client knows how the
+        call ended now: a retry of it may come before a drain is done."""
+        self.retries.end(call.attempt, failed=outcome.status != COMPLETED)
 
         def finish() -> None:
             self._finish(call, upstream, outcome)
@@ -232,7 +241,6 @@ class ProxyHandler:
 
     def _finish(self, call: Call, upstream: UpstreamResponse | None, outcome: Outcome) -> None:
         self.calls_ended += 1
-        self.retries.end(call.attempt, failed=outcome.status != COMPLETED)
         capture = self.settings.capture
         record = call.final_record(
             outcome,

@@ -204,7 +204,7 @@ def render_run(run: Any, tasks: Sequence[Any]) -> str:
 
 
 def count_unpriced(tasks: Sequence[Any]) -> int:
-    return sum(is_unpriced(task.cost, task.total_tokens) for task in tasks)
+    return sum(is_unpriced(task.status, task.cost, task.total_tokens) for task in tasks)
 
 
 def _task_cells(task: Any) -> list[str]:

@@ -222,7 +222,8 @@ FROM runs r LEFT JOIN (
            coalesce(sum(total_tokens), 0) AS total_tokens,
            coalesce(sum(cost), 0) AS total_cost,
            count(*) FILTER (WHERE status IN ('completed', 'error', 'cancelled', 'timeout')
-                            AND cost IS NULL AND total_tokens IS NOT NULL)
+                            AND cost IS NULL AND NOT (total_tokens IS NULL
+                                AND status IN ('error', 'timeout')))
                AS unpriced_task_count
     FROM tasks GROUP BY run_id
 ) s ON s.run_id = r.id

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.apply import apply_batch
@@ -118,7 +118,11 @@ class Probe:
             func.coalesce(func.sum(Task.total_tokens), 0).label("total_tokens"),
             func.sum(Task.cost).label("total_cost"),
             func.count()
-            .filter(final, Task.cost.is_(None), Task.total_tokens.is_not(None))
+            .filter(
+                final,
+                Task.cost.is_(None),
+                or_(Task.total_tokens.is_not(None), Task.status.not_in(["error", "timeout"])),
+            )
             .label("unpriced_task_count"),
             func.max(case((final, func.coalesce(Task.completed_at, Task.created_at)))).label(
                 "last_final_at"

@@ -66,9 +66,7 @@ async def test_tokens_and_cost_add_up_exactly(records, probe) -> None:
     await probe.assert_aggregates_match_tasks()
 
 
-async def test_unknown_model_is_unpriced_and_missing_usage_has_nothing_to_price(
-    records, probe
-) -> None:
+async def test_unknown_model_or_missing_usage_is_unpriced_not_zero(records, probe) -> None:
     await probe.apply(
         records.make("known", started=0),
         records.make("unknown", model=records.unknown_model, started=1),
@@ -78,8 +76,19 @@ async def test_unknown_model_is_unpriced_and_missing_usage_has_nothing_to_price(
     assert (tasks["unknown"].cost, tasks["unknown"].price) == (None, None)
     assert (tasks["no-usage"].cost, tasks["no-usage"].prompt_tokens) == (None, None)
     run = await probe.run()
-    assert (run.total_cost, run.unpriced_task_count) == (records.usage_cost, 1)
+    assert (run.total_cost, run.unpriced_task_count) == (records.usage_cost, 2)
     assert run.prompt_tokens == 2000
+    await probe.assert_aggregates_match_tasks()
+
+
+async def test_a_failure_without_usage_has_nothing_to_price(records, probe) -> None:
+    await probe.apply(
+        records.make("a-502", status="error", http_status=502, usage=None, started=0),
+        records.make("timed-out", status="timeout", usage=None, started=1),
+        records.make("left", status="cancelled", usage=None, started=2),
+    )
+    run = await probe.run()
+    assert (run.total_cost, run.unpriced_task_count) == (0, 1)  # the cancelled call's is unknown
     await probe.assert_aggregates_match_tasks()
 
 

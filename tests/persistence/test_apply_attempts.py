@@ -10,8 +10,9 @@ import random
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from persistence.apply import apply_batch
 from persistence.models import tasks_table
 from persistence.queries.scope import Principal
 from persistence.queries.tasks import get_task
@@ -217,3 +218,70 @@ async def test_concurrent_writers_count_each_call_once(records, probe, engine) -
     async with engine.connect() as conn:
         not_retried = select(tasks_table.c.id).where(tasks_table.c.retried.is_(False))
         assert len((await conn.execute(not_retried)).all()) == calls
+
+
+async def _waiting_on_a_lock(engine) -> None:
+    """Until some other session of this database waits on a lock (Postgres)."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(10), engine.connect() as conn:
+        while not (await conn.execute(waiting)).scalar_one():
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("run", ["run-1", None])
+async def test_two_writers_storing_retries_of_one_call_at_once(
+    records, probe, engine, backend, run
+) -> None:
+    """Two processes store attempts 2 and 3 of one call in overlapping transactions: the one
+    that settles second must see the other's row, in a run (its lock) or outside any (a lock
+    of the call's own)."""
+    if backend != "postgres":
+        pytest.skip("several writers sharing one database is a Postgres deployment")
+    await probe.apply(records.make("x", run=run, status="error", usage=None))
+    second = records.make(
+        "x-2", run=run, status="error", started=1, attempt=2, attempt_of="x", usage=None
+    )
+    third = records.make("x-3", run=run, started=2, attempt=3, attempt_of="x")
+    async with engine.connect() as one, engine.connect() as other:
+        await one.begin()
+        await apply_batch(one, [second], records.prices)
+        await other.begin()
+        blocked = asyncio.create_task(apply_batch(other, [third], records.prices))
+        await _waiting_on_a_lock(engine)
+        await one.commit()
+        await blocked
+        await other.commit()
+    not_retried = [t.id for t in await probe.tasks() if not t.retried]
+    assert not_retried == ["x-3"]
+    if run is not None:
+        await probe.assert_aggregates_match_tasks(run)
+    async with engine.connect() as conn:
+        (row,) = await usage_report(conn, Principal.admin(), "run", records.t0)
+    assert (row.requests, row.errors) == (1, 0)
+
+
+async def test_an_attempt_naming_a_task_of_another_run_touches_nothing_of_that_run(
+    records, probe, engine, backend
+) -> None:
+    """Stored at the same moment as that run's own retry: the other run's rows are neither
+    read nor locked, so that run's writer alone settles its call."""
+    if backend != "postgres":
+        pytest.skip("several writers sharing one database is a Postgres deployment")
+    await probe.apply(records.make("x", status="error", usage=None))
+    own = records.make("x-2", status="error", started=1, attempt=2, attempt_of="x", usage=None)
+    stray = records.make("z", run="run-2", started=2, attempt=2, attempt_of="x")
+    async with engine.connect() as one, engine.connect() as other:
+        await one.begin()
+        await apply_batch(one, [own], records.prices)
+        await other.begin()
+        async with asyncio.timeout(10):  # does not wait for run-1's writer
+            await apply_batch(other, [stray], records.prices)
+        await other.commit()
+        await one.commit()
+    assert {t.id: t.retried for t in await probe.tasks()} == {"x": True, "x-2": False, "z": False}
+    for run_id in ("run-1", "run-2"):
+        assert (await probe.run(run_id)).task_count == 1
+        await probe.assert_aggregates_match_tasks(run_id)

@@ -81,10 +81,10 @@ async def test_attempts_migration_goes_down_and_up_again(empty_database_url: str
     assert await schema_diff(empty_database_url) == []
 
 
-async def test_unpriced_counts_are_recounted_as_tasks_with_usage_but_no_price(
+async def test_unpriced_counts_are_recounted_without_failures_that_had_no_usage(
     empty_database_url: str,
 ) -> None:
-    """0006: a failed call without usage was counted unpriced; only one with usage is now."""
+    """0006: a failed call without usage was counted unpriced; it is not any more."""
     config = alembic_config(empty_database_url)
     await asyncio.to_thread(command.upgrade, config, "0005")
     engine = create_engine(empty_database_url)
@@ -108,14 +108,15 @@ async def test_unpriced_counts_are_recounted_as_tasks_with_usage_but_no_price(
             for task_id, status, tokens in [
                 ("a-502", "error", None),
                 ("unknown-model", "completed", 12),
+                ("no-usage-reported", "completed", None),
                 ("under-way", "streaming", 5),
             ]:
                 await conn.execute(text(task), {"id": task_id, "status": status, "tokens": tokens})
         await migrate(empty_database_url)
         async with engine.connect() as conn:
-            assert (await conn.execute(unpriced)).scalar_one() == 1
+            assert (await conn.execute(unpriced)).scalar_one() == 2
         await asyncio.to_thread(command.downgrade, config, "0005")
         async with engine.connect() as conn:
-            assert (await conn.execute(unpriced)).scalar_one() == 2
+            assert (await conn.execute(unpriced)).scalar_one() == 3
     finally:
         await engine.dispose()

@@ -82,6 +82,45 @@ async def test_a_client_chosen_task_id_sent_again_without_a_retry_is_still_409(p
     assert (first.status_code, again.status_code) == (200, 409)
 
 
+async def test_an_sdk_call_reusing_a_taken_task_id_gets_one_409_and_is_not_forwarded(proxy):
+    """The SDKs retry a 409 unless told not to: the 409 says `x-should-retry: false`, and the
+    call it refused is no call a retry could join."""
+    taken = await proxy.client.post("/v1/chat/completions", json=CHAT, headers={"X-Task-Id": "t"})
+    assert taken.status_code == 200
+    forwarded = len(proxy.mock.state.requests)
+    sdk = openai.AsyncOpenAI(base_url=f"{proxy.url}/v1", api_key="sk-other")
+    with pytest.raises(openai.ConflictError) as refused:
+        await sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers={"X-Task-Id": "t"}
+        )
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    assert len(proxy.mock.state.requests) == forwarded
+    for count in ("1", "2"):  # as an SDK told to retry anyway would send them
+        again = await proxy.client.post(
+            "/v1/chat/completions",
+            json=CHAT,
+            headers={"X-Task-Id": "t", "x-stainless-retry-count": count},
+        )
+        assert again.status_code == 409
+    assert len(proxy.mock.state.requests) == forwarded
+    assert [r.task_id for r in proxy.recorder.finals()] == ["t"]
+    await sdk.close()
+
+
+@pytest.mark.parametrize("count", ["1", "999999"])
+async def test_a_retry_count_alone_cannot_join_someone_elses_task(proxy, count):
+    """Another client's task id with a made-up retry count: a 409, nothing forwarded, and the
+    task keeps its place as its call's only attempt."""
+    victim = {"X-Run-Id": "theirs", "X-Task-Id": "their-task"}
+    assert (await proxy.client.post("/v1/chat/completions", json=CHAT, headers=victim)).is_success
+    forged = {"X-Run-Id": "mine", "X-Task-Id": "their-task", "x-stainless-retry-count": count}
+    other = {**CHAT, "messages": [{"role": "user", "content": "something else"}]}
+    response = await proxy.client.post("/v1/chat/completions", json=other, headers=forged)
+    assert response.status_code == 409
+    assert len(proxy.mock.state.requests) == 1
+    assert attempts(proxy.recorder.finals()) == [(1, None, "completed", 200)]
+
+
 async def test_requests_repeating_an_idempotency_key_are_attempts_of_one_call(proxy):
     headers = {"X-Run-Id": "r1", "Idempotency-Key": "order-42"}
     for _ in range(2):

@@ -7,6 +7,7 @@ import pytest
 
 from proxy.retries import (
     FIRST,
+    MAX_ATTEMPTS,
     PER_DIGEST,
     Attempt,
     Fingerprint,
@@ -160,7 +161,45 @@ def test_memory_is_bounded_least_recently_used_first() -> None:
 def test_identical_calls_remembered_per_fingerprint_are_bounded() -> None:
     retries = Retries()
     for n in range(PER_DIGEST * 5):
-        retries.end(retries.begin(sdk(0), CALL, f"t{n}"), failed=False)
+        retries.end(retries.begin(sdk(0), CALL, f"t{n}"), failed=True)
     assert len(retries) == 1
     remembered = [retries.begin(sdk(1), CALL, f"r{n}").of for n in range(PER_DIGEST + 1)]
     assert set(remembered) == {f"t{n}" for n in range(PER_DIGEST * 4, PER_DIGEST * 5)}
+
+
+def test_a_first_attempt_that_succeeds_is_not_remembered() -> None:
+    """The SDKs retry only failures: a call that succeeded leaves nothing behind (and its body
+    is never hashed)."""
+    retries = Retries()
+    retries.end(retries.begin(sdk(0), CALL, "t1"), failed=False)
+    assert len(retries) == 0
+    assert retries.begin(sdk(1), CALL, "t2") == Attempt(2, None)
+
+
+def test_a_call_has_a_bounded_number_of_attempts() -> None:
+    retries = Retries()
+    retries.end(retries.begin(sdk(0), CALL, "t1"), failed=True)
+    numbers = []
+    for n in range(MAX_ATTEMPTS + 3):
+        attempt = retries.begin(sdk(n + 1), CALL, f"r{n}")
+        numbers.append((attempt.number, attempt.of))
+        retries.end(attempt, failed=True)
+    assert numbers[: MAX_ATTEMPTS - 1] == [(n, "t1") for n in range(2, MAX_ATTEMPTS + 1)]
+    assert numbers[MAX_ATTEMPTS - 1][1] is None  # a call of its own, whatever its count says
+    assert all(of != "t1" for _, of in numbers[MAX_ATTEMPTS - 1 :])
+
+
+def test_a_refused_request_is_no_call_a_retry_can_join() -> None:
+    retries = Retries()
+    key = RetrySignal(count=0, key=b"k")
+    retries.refuse(retries.begin(key, CALL, "refused"))
+    assert len(retries) == 0
+    joined = retries.begin(RetrySignal(count=1, key=b"k"), CALL, "t2")
+    assert (joined.number, joined.of) == (2, None)
+
+
+def test_a_refused_retry_leaves_its_call_to_the_next_one() -> None:
+    retries = Retries()
+    retries.end(retries.begin(sdk(0), CALL, "t1"), failed=True)
+    retries.refuse(retries.begin(sdk(1), CALL, "refused"))
+    assert retries.begin(sdk(2), CALL, "t3").of == "t1"

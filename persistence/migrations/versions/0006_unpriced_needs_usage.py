@@ -1,8 +1,10 @@
-"""A run's `unpriced_task_count` counts tasks that have usage but no price.
+"""A run's `unpriced_task_count` leaves out calls that failed with no usage.
 
 It used to count every final task without a cost, so a call that failed before any usage (a
-502, a refused request) read as "+1 unpriced" although there was nothing to price. Existing
-runs are recounted from their tasks; the downgrade recounts them the old way.
+502, a refused request) read as "+1 unpriced" although there was nothing to price
+(`persistence.record.is_unpriced`). Existing runs are recounted from their tasks; the downgrade
+recounts them the old way. Stop the writers of older versions first: a recount races their
+increments.
 
 Revision ID: 0006
 Revises: 0005
@@ -30,7 +32,7 @@ def _recount(usage_known: str) -> None:
 
 
 def upgrade() -> None:
-    _recount(" AND tasks.total_tokens IS NOT NULL")
+    _recount(" AND NOT (tasks.total_tokens IS NULL AND tasks.status IN ('error', 'timeout'))")
 
 
 def downgrade() -> None:
