@@ -29,9 +29,10 @@ _LEVELS = {
 }
 LOG_FORMATS = ("auto", "json", "text")
 _HANDLER_NAME = "airuns"
-# Libraries that install handlers of their own (litestar's app does, on the root logger too):
-# an entry point owns the process's logging, so theirs are replaced by ours.
-_OWN_HANDLERS = ("litestar",)
+# Libraries that install handlers of their own (litestar's app does, on the root logger too;
+# uvicorn does, without propagating, when a server is run with its default log config): an
+# entry point owns the process's logging, so theirs are replaced by ours.
+_OWN_HANDLERS = ("litestar", "uvicorn", "uvicorn.error", "uvicorn.access")
 # Libraries whose info lines are chatter at `info` (alembic's "Context impl SQLiteImpl."):
 # shown from `debug`; their warnings and errors always.
 _CHATTY = ("alembic",)
@@ -96,6 +97,7 @@ def configure_process_logging(
         for other in list(framework.handlers):
             framework.removeHandler(other)
         framework.propagate = True
+        framework.disabled = False  # as a dictConfig that disabled existing loggers leaves them
     root.setLevel(_LEVELS[level])
     for name in _CHATTY:
         logging.getLogger(name).setLevel(_LEVELS[level] if level == "debug" else logging.WARNING)

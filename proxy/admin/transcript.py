@@ -140,7 +140,8 @@ def _count(value: int | None) -> str:
 def _run_cost(run: Any) -> str:
     cost = f"${decimal_text(run.total_cost)}"
     if run.unpriced_task_count:
-        cost += f" ({run.unpriced_task_count} tasks without a price)"
+        count = run.unpriced_task_count
+        cost += f" ({count} {'task' if count == 1 else 'tasks'} without a price)"
     return cost
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.config
 from collections.abc import Iterator
 
 import pytest
+import uvicorn.config
 
 from proxy.observability import configure_process_logging
 
@@ -53,6 +55,19 @@ def test_auto_is_json_when_the_stream_is_not_a_terminal() -> None:
     stream = io.StringIO()
     configure_process_logging("info", "auto", stream).info("hello")
     assert json.loads(stream.getvalue())["event"] == "hello"
+
+
+def test_library_records_reach_us_however_uvicorn_configured_its_loggers() -> None:
+    """A server started earlier with uvicorn's default log config (its own handlers, no
+    propagation) or a dictConfig that disabled existing loggers: configuring takes them back."""
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
+    logging.getLogger("uvicorn.access").disabled = True
+    stream = io.StringIO()
+    configure_process_logging("info", "json", stream)
+    logging.getLogger("uvicorn.error").warning("error line")
+    logging.getLogger("uvicorn.access").warning("access line")
+    events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+    assert events == ["error line", "access line"]
 
 
 def test_configuring_again_leaves_one_handler() -> None:

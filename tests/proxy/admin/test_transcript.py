@@ -45,6 +45,15 @@ def test_content_text(content: Any, text: str) -> None:
     assert content_text(content) == text
 
 
+@pytest.mark.parametrize(
+    ("unpriced", "cost"),
+    [(0, "$0\n"), (1, "$0 (1 task without a price)"), (2, "$0 (2 tasks without a price)")],
+)
+def test_run_cost_says_how_many_tasks_have_no_price(unpriced: int, cost: str) -> None:
+    run = SimpleNamespace(**(vars(RUN) | {"unpriced_task_count": unpriced}))
+    assert f"- **Cost:** {cost}" in render_markdown(run, [])
+
+
 def test_run_facts_are_listed() -> None:
     text = render_markdown(RUN, [])
     assert text.startswith("# A run\n")
