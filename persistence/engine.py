@@ -62,6 +62,12 @@ def check_database_url(url: str) -> None:
         raise DatabaseConfigError(f"not a database URL: {shown} (expected {_EXAMPLES})") from None
     if parsed.drivername not in _SUPPORTED:
         raise DatabaseConfigError(_unsupported(parsed))
+    if _authority(url).count("@") > 1:  # the password would be cut at its "@", and logged
+        raise DatabaseConfigError(
+            "the URL has more than one '@': URL-encode the password's '@' as %40"
+        )
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in url):
+        raise DatabaseConfigError("the URL holds a control character")
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite_path(parsed.database)
 
@@ -105,11 +111,23 @@ def _probe_sqlite(database: str) -> None:
 
 
 def display_url(url: str) -> str:
-    """`url` with its password masked, for logs and messages."""
+    """`url` with its password masked, for logs and messages: in the authority, and in a
+    `password` query parameter (asyncpg reads one)."""
+    if _authority(url).count("@") > 1:
+        return "(URL not shown: its password holds an unencoded '@')"
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
         return url if "@" not in url else "(unparseable URL)"
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True)
+
+
+def _authority(url: str) -> str:
+    """The part of `url` between `//` and the path, where a user and password live."""
+    rest = url.partition("://")[2]
+    return rest.split("/", 1)[0].split("?", 1)[0]
 
 
 def is_sqlite(url: str) -> bool:

@@ -10,16 +10,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import logging
 import os
 import signal
 import socket
 import sys
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from persistence.engine import DatabaseConfigError
 from proxy.runs_cli import add_runs_commands
-from proxy.settings import Settings, SettingsError, load_settings
+from proxy.settings import MAX_WORKERS, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from proxy.observability import Logger
@@ -29,6 +32,7 @@ DESCRIPTION = (
 )
 EPILOG = "Run `airuns COMMAND --help` for a command's options."
 USAGE_ERROR = 2
+INTERRUPTED = 130  # what a shell reports for a command stopped by SIGINT
 _START_MIGRATION_TIMEOUT = 15.0
 
 
@@ -36,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
+    except KeyboardInterrupt:  # Ctrl-C before the server took the signal over: no traceback
+        print("airuns: interrupted", file=sys.stderr)
+        # Nor the noise of what was cut short (a database connection half open, collected at
+        # exit): the user asked to stop.
+        logging.disable()
+        return INTERRUPTED
     except SettingsError as exc:
         return _fail(f"configuration error: {exc}")
     except DatabaseConfigError as exc:
@@ -86,8 +96,10 @@ def port_number(text: str) -> int:
 
 def worker_count(text: str) -> int:
     value = _whole_number(text)
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number of at least 1")
+    if value is None or not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"{_shown(text)} is not a worker count: must be 1 to {MAX_WORKERS}"
+        )
     return value
 
 
@@ -177,6 +189,7 @@ def _serve(args: argparse.Namespace) -> int:
         which, reason = problem
         name = f"--{which}" if getattr(args, which) else f"server.{which}"
         raise SettingsError(f"{name}: {reason}")
+    _check_spool_dir(settings.recording.spool_dir)
     _migrate_at_start(settings.database.url, log)
     if args.config:  # the server's workers read the config from the environment
         os.environ["AIRUNS_CONFIG"] = os.path.abspath(args.config)
@@ -233,6 +246,20 @@ def _listen_problem(host: str, port: int) -> tuple[str, str] | None:
 
 def _reason(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
+
+
+def _check_spool_dir(folder: str) -> None:
+    """The spool is where records wait when the database does not: a folder airuns cannot
+    write would lose them in the first outage, so it stops the start instead."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise SettingsError(
+            f"recording.spool_dir: cannot write to {folder} ({_reason(exc)})"
+        ) from None
 
 
 def _migrate_at_start(url: str, log: Logger) -> None:

@@ -163,6 +163,10 @@ _CHOICES = {
 NOT_OVERRIDES = frozenset(
     {"AIRUNS_CONFIG", "AIRUNS_ADMIN_KEY", "AIRUNS_TEST_DATABASE_URL", "AIRUNS_BENCH_POSTGRES_URL"}
 )
+# What Kubernetes puts in every pod of a namespace with a Service named `airuns` (and Docker's
+# legacy links in linked containers): AIRUNS_SERVICE_HOST, AIRUNS_PORT, AIRUNS_PORT_8080_TCP…
+SERVICE_LINKS = re.compile(r"AIRUNS_(SERVICE_[A-Z0-9_]+|PORT|PORT_[0-9]+_(TCP|UDP|SCTP)(_[A-Z]+)?)")
+MAX_WORKERS = 256
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -192,9 +196,20 @@ def parse_settings(text: str, environ: Mapping[str, str], source: str = "config"
     return settings
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML without aliases: `x: &a [*a]` is a cycle no reader of the config expects, and a
+    few nested aliases expand to millions of nodes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", mark)
+        return super().compose_node(parent, index)
+
+
 def _load_yaml(text: str, source: str) -> dict:
     try:
-        document = yaml.safe_load(text) or {}
+        document = yaml.load(text, Loader=_ConfigLoader) or {}  # noqa: S506 (a SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -265,7 +280,8 @@ def _apply_env_overrides(
     for name in sorted(environ):
         path = by_name.get(name)
         if path is None:
-            if name.startswith("AIRUNS_") and name not in ignore:
+            refused = name.startswith("AIRUNS_") and name not in ignore
+            if refused and not SERVICE_LINKS.fullmatch(name):
                 raise SettingsError(_unknown_variable(name, by_name))
             continue
         node = document
@@ -406,8 +422,25 @@ def _scalar(kind: Any, value: Any, key: str) -> Any:
     if kind is str:
         if isinstance(value, (dict, list)):
             raise SettingsError(f"{key}: expected a string")
-        return str(value)
+        text = str(value)
+        if _CONTROL.search(text) or not _is_utf8(text):
+            raise SettingsError(f"{key}: control characters are not allowed, got {_shown(text)}")
+        return text
     return value
+
+
+# No setting holds a control character; a NUL or a newline is a mistake or an attack (it
+# would reach a URL, a header, a log line).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a lone surrogate (an environment value that was not UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _shown(value: Any) -> str:
@@ -470,8 +503,8 @@ def _check_references(settings: Settings) -> None:
         )
     if not 1 <= settings.server.port <= 65535:
         raise SettingsError("server.port: must be between 1 and 65535")
-    if settings.server.workers < 1:
-        raise SettingsError("server.workers: must be at least 1")
+    if not 1 <= settings.server.workers <= MAX_WORKERS:
+        raise SettingsError(f"server.workers: must be between 1 and {MAX_WORKERS}")
     limits = settings.server_limits
     for key in ("max_header_bytes", "header_timeout", "body_timeout", "max_event_bytes"):
         if getattr(limits, key) <= 0:

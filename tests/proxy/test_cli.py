@@ -127,7 +127,7 @@ def test_a_bad_port_option_is_one_line_and_exit_2(command: str, value: str, caps
     assert len(err) < 200
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "two", "1.5", "\x00"])
+@pytest.mark.parametrize("value", ["0", "-3", "two", "1.5", "\x00", "257", "9" * 30])
 def test_a_bad_worker_count_is_one_line_and_exit_2(value: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", f"--workers={value}"])
@@ -160,9 +160,13 @@ def test_an_unknown_option_is_one_line_and_exit_2(capsys) -> None:
         ("", {"AIRUNS_SERVER_PORT": "80 80"}, "server.port: expected a non-negative number"),
         ("", {"AIRUNS_SERVER_PORT": "9" * 1000}, "server.port: expected a non-negative number"),
         ("", {"AIRUNS_LOGGING_FORMAT": "xml"}, "logging.format: must be one of auto, json, text"),
-        ("", {"AIRUNS_LOGGING_FORMAT": "\x01"}, "logging.format: must be one of auto, json, text"),
+        ("", {"AIRUNS_LOGGING_FORMAT": "\x01"}, "logging.format: control characters are not"),
         ("", {"AIRUNS_LOGGING_LEVEL": "loud"}, "logging.level: must be one of"),
         ("logging: {format: [json]}\n", {}, "logging.format: expected a string"),
+        ("", {"AIRUNS_SERVER_WORKERS": "1000000"}, "server.workers: must be between 1 and 256"),
+        ('server: {host: "127.0.0.1\\0"}\n', {}, "server.host: control characters are not"),
+        ("", {"AIRUNS_ADMIN_API_KEY": "k\x01"}, "admin.api_key: control characters are not"),
+        ("x: &a [*a]\n", {}, "config.yaml:5:8: invalid YAML: aliases (*name) are not allowed"),
         ("server: {port: {1\n", {}, "config.yaml:6:1: invalid YAML: expected ',' or '}'"),
         ("a: b: c\n", {}, "config.yaml:5:5: invalid YAML: mapping values are not allowed"),
     ],
@@ -243,6 +247,63 @@ def test_a_postgres_database_that_does_not_exist_stops_the_start(
     line = one_line(result.stderr)
     assert line.startswith("airuns: database error: database.url: database ")
     assert "does not exist" in line
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+def test_a_password_with_an_unencoded_at_sign_is_refused_and_never_shown(
+    command: str, tmp_path: Path
+) -> None:
+    url = "postgresql+asyncpg://root:verylong@secret@127.0.0.1:5432/airuns"
+    result = airuns(command, "--config", config_file(tmp_path, url=url))
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert "URL-encode the password's '@' as %40" in line and "secret" not in line
+
+
+def test_kubernetes_service_links_are_not_taken_for_misspelt_settings(tmp_path: Path) -> None:
+    """A Service named `airuns` puts these in every pod of its namespace."""
+    links = {
+        "AIRUNS_PORT": "tcp://10.0.0.1:8080",
+        "AIRUNS_SERVICE_HOST": "10.0.0.1",
+        "AIRUNS_SERVICE_PORT": "8080",
+        "AIRUNS_PORT_8080_TCP": "tcp://10.0.0.1:8080",
+        "AIRUNS_PORT_8080_TCP_ADDR": "10.0.0.1",
+        "AIRUNS_PORT_8080_TCP_PROTO": "tcp",
+    }
+    result = airuns("migrate", "--config", config_file(tmp_path), env=links)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_spool_folder_that_cannot_be_written_stops_serve_in_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = {"AIRUNS_RECORDING_SPOOL_DIR": str(blocker / "spool")}
+    result = airuns("serve", "--config", config_file(tmp_path), env=env)
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert line.startswith("airuns: configuration error: recording.spool_dir: cannot write to")
+
+
+def test_ctrl_c_while_the_database_does_not_answer_is_one_line_and_exit_130(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as silent:  # accepts connections and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"postgresql+asyncpg://airuns@127.0.0.1:{silent.getsockname()[1]}/airuns"
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("AIRUNS_")}
+        process = subprocess.Popen(
+            [*CLI, "serve", "--config", config_file(tmp_path, url=url), "--port", str(free_port())],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**environ, "PYTHONPATH": os.getcwd()},
+        )
+        silent.settimeout(30)
+        connection, _ = silent.accept()  # serve is migrating, waiting on the database
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        connection.close()
+    assert (process.returncode, one_line(err)) == (130, "airuns: interrupted")
 
 
 def test_migrate_of_an_unreachable_database_is_one_line_masked_and_exit_1(tmp_path: Path) -> None:

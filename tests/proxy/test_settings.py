@@ -472,7 +472,10 @@ def test_logging_format_is_auto_json_or_text(fmt: str) -> None:
 def test_logging_format_defaults_to_auto_and_refuses_others(value: str) -> None:
     assert parse_settings("", {}).logging.format == "auto"
     message = fails("", {"AIRUNS_LOGGING_FORMAT": value})
-    assert message == "logging.format: must be one of auto, json, text"
+    if value in ("\x00", "json\ntext"):
+        assert message.startswith("logging.format: control characters are not allowed")
+    else:
+        assert message == "logging.format: must be one of auto, json, text"
 
 
 # -- pricing ------------------------------------------------------------------------------------
