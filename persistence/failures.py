@@ -7,9 +7,12 @@ isolates the record that causes it instead (see `writer.py`).
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.exc import DBAPIError
 
 # SQLSTATE classes worth retrying: 08 connection, 40 rollback (deadlock, serialization),
 # 53 insufficient resources, 57P server shutting down / starting, 55P03 lock not available.
@@ -59,3 +62,22 @@ def describe_refusal(error: BaseException) -> str:
     first_line = (str(cause).strip().splitlines() or [""])[0]
     text = f"{type(cause).__name__}: {first_line}" if first_line else type(cause).__name__
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
+
+
+def describe_error(error: BaseException) -> str:
+    """A database failure in one line, without SQLAlchemy's background links."""
+    if isinstance(error, DBAPIError):
+        return first_line(error.orig)
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    if isinstance(error, socket.gaierror):
+        return f"host not found: {error.strerror}"
+    if isinstance(error, OSError) and error.errno and error.errno > 0:
+        return os.strerror(error.errno).lower()  # not asyncio's "Connect call failed (…)"
+    return first_line(error) or type(error).__name__
+
+
+def first_line(error: object) -> str:
+    """The first line of an error's text (SQLAlchemy appends background links on others)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from persistence.failures import is_transient
+from persistence.failures import describe_error, is_transient
 from persistence.health import DatabaseHealth
 from persistence.instances import beat, forget
 from persistence.recovery import Apply, Recovery
@@ -47,6 +47,7 @@ class Liveness:
     async def heartbeat(self) -> None:
         """Runs until cancelled; backs off while the database fails."""
         delay = self._first_backoff
+        failing = ""  # what the last failure was: each distinct one is logged once
         while True:
             try:
                 async with asyncio.timeout(max(1.0, self._interval)):
@@ -57,10 +58,20 @@ class Liveness:
                 if is_transient(error):
                     self._health.failed()
                     self.retries += 1
-                log.warning("heartbeat failed (%s); retrying in %.2fs", error, delay)
+                reason = describe_error(error)
+                if reason != failing:
+                    log.warning(
+                        "heartbeat failed (%s); retrying, at least every %gs",
+                        reason,
+                        self._interval,
+                    )
+                    failing = reason
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._interval)
                 continue
+            if failing:
+                log.warning("heartbeat stored again: the database answers")
+                failing = ""
             self.registered.set()
             self._health.answered()
             delay = self._first_backoff

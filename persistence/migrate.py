@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from persistence.engine import (
     create_engine,
     display_url,
 )
+from persistence.failures import describe_error, first_line
 from persistence.models import Base
 
 log = logging.getLogger(__name__)
@@ -102,34 +101,16 @@ def permanent_cause(error: BaseException) -> str | None:
     if isinstance(error, DatabaseConfigError):
         return str(error)
     if isinstance(error, CommandError):  # e.g. a schema newer than this airuns knows
-        return f"migrations cannot be applied: {_first_line(error)}"
+        return f"migrations cannot be applied: {first_line(error)}"
     if not isinstance(error, DBAPIError):
         return None
     orig = error.orig
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if isinstance(code, str) and code.startswith(_PERMANENT_SQLSTATE_CLASSES):
-        return _first_line(orig)
+        return first_line(orig)
     if isinstance(orig, sqlite3.Error) and not any(w in str(orig) for w in _TRANSIENT_SQLITE):
-        return f"SQLite: {_first_line(orig)}"
+        return f"SQLite: {first_line(orig)}"
     return None
-
-
-def describe_error(error: BaseException) -> str:
-    """A database failure in one line, without SQLAlchemy's background links."""
-    if isinstance(error, DBAPIError):
-        return _first_line(error.orig)
-    if isinstance(error, TimeoutError):
-        return "no answer in time"
-    if isinstance(error, socket.gaierror):
-        return f"host not found: {error.strerror}"
-    if isinstance(error, OSError) and error.errno and error.errno > 0:
-        return os.strerror(error.errno).lower()  # not asyncio's "Connect call failed (…)"
-    return _first_line(error) or type(error).__name__
-
-
-def _first_line(error: object) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 async def schema_diff(url: str) -> list[Any]:
