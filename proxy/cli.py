@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import math
 import os
 import signal
 import socket
@@ -206,7 +207,7 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_config=None,  # uvicorn's records go through our handler (one format)
         log_level="warning",  # its info lines ("Uvicorn running on…") are the start line's job
-        timeout_graceful_shutdown=int(settings.shutdown.grace_period),
+        timeout_graceful_shutdown=math.ceil(settings.shutdown.grace_period),  # 0.5 s is not 0
     )
 
     def announce() -> None:

@@ -45,7 +45,11 @@ def add_runs_commands(subparsers: Any, config_option: ConfigOption) -> None:
     )
     commands = runs.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
 
-    listing = commands.add_parser("list", help="runs, most recent first (like GET /admin/runs)")
+    listing = commands.add_parser(
+        "list",
+        help="runs, most recent first (like GET /admin/runs)",
+        description="Runs, most recent first, one line each (like GET /admin/runs).",
+    )
     listing.add_argument(
         "--status", choices=run_queries.STATUS_FILTERS, default="active", help="which runs"
     )
@@ -54,9 +58,17 @@ def add_runs_commands(subparsers: Any, config_option: ConfigOption) -> None:
     )
     listing.add_argument("--limit", type=_limit, default=20, help="runs per page, 1–200")
     listing.add_argument("--cursor", help="next_cursor printed by the previous page")
-    show = commands.add_parser("show", help="one run with its conversation, tasks and errors")
+    show = commands.add_parser(
+        "show",
+        help="one run with its conversation, tasks and errors",
+        description="One run: its facts, each task with its attempt and error, and its cost.",
+    )
     show.add_argument("run_id", metavar="RUN_ID", help="the run's id (its X-Run-Id)")
-    export = commands.add_parser("export", help="a run as json, markdown or csv")
+    export = commands.add_parser(
+        "export",
+        help="a run as json, markdown or csv",
+        description="A run as json, markdown (a transcript) or csv (one row per task).",
+    )
     export.add_argument("run_id", metavar="RUN_ID", help="the run's id (its X-Run-Id)")
     export.add_argument("--format", choices=EXPORT_FORMATS, default="json", help="file format")
     export.add_argument(

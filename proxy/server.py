@@ -63,9 +63,25 @@ def run_server(config: ServerConfig, on_started: Callable[[], None] = lambda: No
     if config.workers > 1:
         from uvicorn.supervisors import Multiprocess  # with the reloaders: only when needed
 
-        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
-        on_started()
+        class AnnouncingSupervisor(Multiprocess):
+            """Announces once every worker has started its app; a worker that could not
+            start stops the supervisor, and the process exits as uvicorn's single server
+            does (STARTUP_FAILURE), not 0."""
+
+            started = False
+
+            def init_processes(self) -> None:
+                super().init_processes()
+                timeout = max(60, self.config.timeout_worker_healthcheck)  # a slow machine
+                ready = [p.wait_until_ready(timeout, self.should_exit) for p in self.processes]
+                if all(ready):
+                    self.started = True
+                    on_started()
+
+        supervisor = AnnouncingSupervisor(config, sockets=[config.bind_socket()])
         supervisor.run()
+        if not supervisor.started:
+            sys.exit(STARTUP_FAILURE)
         return
     server = _AnnouncingServer(config, on_started)
     server.run()

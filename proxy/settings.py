@@ -189,10 +189,16 @@ def parse_settings(text: str, environ: Mapping[str, str], source: str = "config"
     document = _load_yaml(text, source)
     read_by_config = _referenced_variables(document)
     document = _interpolate_values(document, environ)
-    _apply_env_overrides(document, environ, ignore=NOT_OVERRIDES | read_by_config)
+    overridden = _apply_env_overrides(document, environ, ignore=NOT_OVERRIDES | read_by_config)
     _inherit_provider_timeouts(document)
-    settings = _build(Settings, document, "")
-    _check_references(settings)
+    try:
+        settings = _build(Settings, document, "")
+        _check_references(settings)
+    except SettingsError as error:  # a bad value from the environment: say which variable
+        key = str(error).split(":", 1)[0]
+        if key in overridden:
+            raise SettingsError(f"{error} (from {overridden[key]})") from None
+        raise
     return settings
 
 
@@ -272,11 +278,13 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str]) -> Settin
 
 def _apply_env_overrides(
     document: dict, environ: Mapping[str, str], ignore: frozenset[str] | set[str]
-) -> None:
+) -> dict[str, str]:
     """`AIRUNS_<SECTION>_<KEY>` overrides any scalar, provider entries included; any other
-    `AIRUNS_*` name not in `ignore` is refused (see the module docstring)."""
+    `AIRUNS_*` name not in `ignore` is refused (see the module docstring). Returns the keys
+    set this way (`server.port`), each with its variable."""
     paths = _scalar_paths(Settings, document, ())
     by_name = {_variable_name(p): p for p in paths}
+    overridden: dict[str, str] = {}
     for name in sorted(environ):
         path = by_name.get(name)
         if path is None:
@@ -290,6 +298,8 @@ def _apply_env_overrides(
             if not isinstance(node, dict):
                 raise SettingsError(f"{'.'.join(path)}: cannot override inside a non-mapping")
         node[path[-1]] = environ[name]
+        overridden[".".join(path)] = name
+    return overridden
 
 
 def _variable_name(path: tuple[str, ...]) -> str:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pickle
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,7 +21,7 @@ import pytest
 
 from proxy.server import EdgeProtocol, ServerConfig
 from proxy.settings import ServerLimits
-from tests.support.servers import serve_limited
+from tests.support.servers import free_port, serve_limited
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}
 SLOW_ATTACK = "server_limits: {header_timeout: 2, body_timeout: 2}"
@@ -398,3 +401,26 @@ def test_server_config_carries_its_limits_into_worker_processes():
     assert copy.limit_concurrency == 8
     unlimited = ServerConfig("proxy.asgi:create_from_environment", limits=ServerLimits())
     assert unlimited.limit_concurrency is None
+
+
+STARTING = """
+import sys
+from proxy.server import ServerConfig, run_server
+from proxy.settings import ServerLimits
+config = ServerConfig(sys.argv[1], limits=ServerLimits(), factory=True, port=int(sys.argv[2]),
+                      workers=int(sys.argv[3]), lifespan="on", log_level="critical")
+run_server(config, on_started=lambda: print("listening", flush=True))
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_server_whose_app_cannot_start_never_says_it_listens_and_exits_3(workers) -> None:
+    """With one process or a supervisor of several: the start line follows the app's start,
+    and a start that failed is not an exit 0."""
+    result = subprocess.run(
+        [sys.executable, "-c", STARTING, "tests.support.failing_app:create", str(free_port()),
+         str(workers)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )  # fmt: skip
+    assert "listening" not in result.stdout
+    assert result.returncode == 3, result.stderr[-2000:]

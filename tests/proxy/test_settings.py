@@ -437,7 +437,8 @@ def test_fractional_port_fails_naming_the_key() -> None:
     ],
 )
 def test_port_outside_1_to_65535_fails_naming_the_key(text: str, environ: dict) -> None:
-    assert fails(text, environ) == "server.port: must be between 1 and 65535"
+    from_environment = " (from AIRUNS_SERVER_PORT)" if environ else ""
+    assert fails(text, environ) == f"server.port: must be between 1 and 65535{from_environment}"
 
 
 @pytest.mark.parametrize(
@@ -445,14 +446,17 @@ def test_port_outside_1_to_65535_fails_naming_the_key(text: str, environ: dict) 
 )
 def test_an_environment_number_must_be_plain_digits(value: str) -> None:
     message = fails("", {"AIRUNS_SERVER_PORT": value})
-    assert message == f"server.port: expected a non-negative number, got {value!r}"
+    expected = f"server.port: expected a non-negative number, got {value!r}"
+    assert message == f"{expected} (from AIRUNS_SERVER_PORT)"
 
 
 def test_a_huge_environment_number_is_refused_and_clipped() -> None:
-    assert fails("", {"AIRUNS_SERVER_PORT": "9" * 30}) == "server.port: must be between 1 and 65535"
+    assert fails("", {"AIRUNS_SERVER_PORT": "9" * 30}) == (
+        "server.port: must be between 1 and 65535 (from AIRUNS_SERVER_PORT)"
+    )
     message = fails("", {"AIRUNS_SERVER_PORT": "9" * 5000})
     assert message.startswith("server.port: expected a non-negative number, got '999")
-    assert message.endswith("...") and len(message) < 120
+    assert message.endswith("... (from AIRUNS_SERVER_PORT)") and len(message) < 150
 
 
 def test_a_decimal_environment_value_is_taken_where_a_fraction_is_allowed() -> None:
@@ -475,7 +479,10 @@ def test_logging_format_defaults_to_auto_and_refuses_others(value: str) -> None:
     if value in ("\x00", "json\ntext"):
         assert message.startswith("logging.format: control characters are not allowed")
     else:
-        assert message == "logging.format: must be one of auto, json, text"
+        assert (
+            message
+            == "logging.format: must be one of auto, json, text (from AIRUNS_LOGGING_FORMAT)"
+        )
 
 
 # -- pricing ------------------------------------------------------------------------------------
