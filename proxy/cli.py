@@ -150,6 +150,16 @@ def build_parser() -> Parser:
     config_option(migrate)
     migrate.set_defaults(run=_migrate)
 
+    health = commands.add_parser(
+        "healthcheck",
+        help="ask a running airuns whether it is ready (exit 0) or not (exit 1)",
+        description="GET /readyz on the configured server.host and server.port (a wildcard "
+        "host is asked on loopback): what the Docker image's HEALTHCHECK runs.",
+    )
+    config_option(health)
+    health.add_argument("--timeout", type=float, default=4.0, help="seconds to wait for the answer")
+    health.set_defaults(run=_healthcheck)
+
     mock = commands.add_parser(
         "mock-upstream",
         help="run the fake OpenAI-compatible provider",
@@ -311,6 +321,29 @@ def _migrate(args: argparse.Namespace) -> int:
         return 1
     log.info("database schema is up to date", database=display_url(url))
     return 0
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    """0 when /readyz answers 200; 1, with one line saying why, otherwise."""
+    import urllib.error
+    import urllib.request
+
+    settings = load(args)
+    host = _WILDCARDS.get(settings.server.host, settings.server.host)
+    url = f"http://{_url_host(host)}:{settings.server.port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout):  # noqa: S310 (http only)
+            return 0
+    except urllib.error.HTTPError as error:
+        reason = f"{error.code} {error.read(200).decode(errors='replace')}"
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+    print(f"airuns: not ready: {url}: {' '.join(str(reason).split())}", file=sys.stderr)
+    return 1
+
+
+# A server listening on every address is asked on loopback.
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 def _mock_upstream(args: argparse.Namespace) -> int:

@@ -387,6 +387,35 @@ def test_serve_prints_one_start_line_with_what_a_newcomer_checks(tmp_path: Path,
     assert "sk-admin" not in "".join(serving.lines)
 
 
+def test_healthcheck_asks_the_server_the_config_describes(tmp_path: Path, serve) -> None:
+    serving = serve(config_file(tmp_path), {})
+    serving.read_until("listening on")
+    checked = tmp_path / "checked"
+    checked.mkdir()
+    # What a config mounted over the image's says: another port, on every address.
+    extra = f"server: {{host: 0.0.0.0, port: {serving.port}}}\n"
+    config = config_file(checked, extra=extra)
+    assert (ready := airuns("healthcheck", "--config", config)).returncode == 0, ready.stderr
+    assert serving.stop() == 0
+    gone = airuns("healthcheck", "--config", config)
+    assert gone.returncode == 1
+    line = one_line(gone.stderr)
+    assert line.startswith(f"airuns: not ready: http://127.0.0.1:{serving.port}/readyz: ")
+
+
+def test_healthcheck_says_not_ready_while_the_database_does_not_answer(
+    tmp_path: Path, serve
+) -> None:
+    url = f"postgresql+asyncpg://airuns@127.0.0.1:{free_port()}/airuns"
+    serving = serve(config_file(tmp_path, url=url), {})
+    serving.read_until("listening on")
+    extra = f"server: {{port: {serving.port}}}\n"
+    result = airuns("healthcheck", "--config", config_file(tmp_path, url=url, extra=extra))
+    assert result.returncode == 1
+    assert "/readyz: 503 " in one_line(result.stderr)
+    assert serving.stop() == 0
+
+
 def test_an_unreachable_database_is_served_through_with_its_password_masked(
     tmp_path: Path, serve
 ) -> None:
