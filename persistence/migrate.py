@@ -32,6 +32,7 @@ from persistence.engine import (
     check_database_url,
     create_engine,
     display_url,
+    is_sqlite,
 )
 from persistence.failures import describe_error, first_line
 from persistence.models import Base
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Arbitrary but fixed: every airuns process contends for the same Postgres advisory lock.
 MIGRATION_LOCK_KEY = 0x61697275
+# A Postgres that accepts connections and never answers: asyncpg would wait 60 s in silence.
+CONNECT_TIMEOUT = 15.0
 # SQLSTATE classes (Postgres) no retry fixes: invalid authorization (wrong role or password, no
 # pg_hba entry), no such database or schema, syntax or access rule (no privilege to create).
 _PERMANENT_SQLSTATE_CLASSES = ("28", "3D", "3F", "42")
@@ -61,7 +64,8 @@ async def migrate(url: str) -> None:
     Raises `DatabaseConfigError` when the database cannot work as configured; anything else it
     raises means the database could not be reached."""
     check_database_url(url)
-    engine = create_engine(url, poolclass=NullPool)
+    options = {} if is_sqlite(url) else {"connect_args": {"timeout": CONNECT_TIMEOUT}}
+    engine = create_engine(url, poolclass=NullPool, **options)
     try:
         async with engine.connect() as connection:
             before, after = await _with_migration_lock(connection, _upgrade)

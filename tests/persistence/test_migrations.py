@@ -1,10 +1,14 @@
 import asyncio
+import socket
 from datetime import UTC, datetime
 
+import pytest
 from alembic import command
 from sqlalchemy import inspect, select, text
 
+from persistence import migrate as migrate_module
 from persistence.engine import create_engine
+from persistence.failures import describe_error
 from persistence.migrate import alembic_config, migrate, schema_diff
 from persistence.models import tasks_table
 
@@ -120,3 +124,18 @@ async def test_unpriced_counts_are_recounted_without_failures_that_had_no_usage(
             assert (await conn.execute(unpriced)).scalar_one() == 3
     finally:
         await engine.dispose()
+
+
+async def test_a_database_that_accepts_connections_and_never_answers_times_out(
+    monkeypatch,
+) -> None:
+    """Unreachable, not misconfigured: `serve` rides it out, `migrate` says so and exits 1."""
+    monkeypatch.setattr(migrate_module, "CONNECT_TIMEOUT", 0.2)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"postgresql+asyncpg://airuns@127.0.0.1:{silent.getsockname()[1]}/airuns"
+        async with asyncio.timeout(10):
+            with pytest.raises(TimeoutError) as waited:
+                await migrate(url)
+    assert describe_error(waited.value) == "no answer in time"
