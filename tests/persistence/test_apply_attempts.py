@@ -41,6 +41,20 @@ def sdk_retries(records, *, last: str = "completed", first: str = "t1") -> list:
     return [record for pair in zip(pendings, finals, strict=True) for record in pair]
 
 
+def one_call_of_three_attempts(records) -> dict:
+    """The run of `sdk_retries`: one call, no error (its last attempt succeeded), every
+    attempt's tokens and cost; the 502 had no usage, so nothing to price."""
+    return {
+        "task_count": 1,
+        "error_count": 0,
+        "prompt_tokens": 2000,
+        "completion_tokens": 110,
+        "total_tokens": 2110,
+        "total_cost": records.usage_cost + SMALL_COST,
+        "unpriced_task_count": 0,
+    }
+
+
 async def test_a_retried_call_is_one_request_with_every_attempts_cost(records, probe) -> None:
     for record in sdk_retries(records):
         await probe.apply(record)
@@ -50,15 +64,7 @@ async def test_a_retried_call_is_one_request_with_every_attempts_cost(records, p
         ("t1-2", 2, "t1", True),
         ("t1-3", 3, "t1", False),
     ]
-    assert await probe.aggregates() == {
-        "task_count": 1,
-        "error_count": 0,
-        "prompt_tokens": 2000,
-        "completion_tokens": 110,
-        "total_tokens": 2110,
-        "total_cost": records.usage_cost + SMALL_COST,
-        "unpriced_task_count": 0,  # the 502: no usage, so nothing to price
-    }
+    assert await probe.aggregates() == one_call_of_three_attempts(records)
     await probe.assert_aggregates_match_tasks()
 
 
@@ -100,15 +106,7 @@ async def test_any_arrival_order_and_replay_give_the_same_run(records, probe, or
     groups = [batch] if order == "one batch" else [[record] for record in batch]
     for group in groups:
         await probe.apply(*group)
-    expected = {
-        "task_count": 1,
-        "error_count": 0,
-        "prompt_tokens": 2000,
-        "completion_tokens": 110,
-        "total_tokens": 2110,
-        "total_cost": records.usage_cost + SMALL_COST,
-        "unpriced_task_count": 0,
-    }
+    expected = one_call_of_three_attempts(records)
     assert await probe.aggregates() == expected
     for group in groups:  # replayed: a spool read again, a batch after a lost commit
         await probe.apply(*group)
