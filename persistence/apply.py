@@ -8,7 +8,8 @@ nothing twice, and several writers sharing one Postgres stay exact.
 
 Aggregates (see `persistence/attempts.py` for attempts): `task_count` and `error_count` are
 sums over the run's tasks that are not `retried` (one per logical call, its last attempt), the
-tokens, `total_cost`, `unpriced_task_count` and `last_message_at` are over every task.
+tokens, `total_cost`, `unpriced_task_count` and `last_message_at` are over every task. The
+usage rollups move on the same transitions (`persistence/rollups.py`).
 """
 
 from __future__ import annotations
@@ -38,15 +39,18 @@ from persistence.record import (
     CallRecord,
     is_unpriced,
 )
+from persistence.rollups import add_to_rollups, rollup_deltas
 from persistence.rows import coalesce, run_row, task_row
 from persistence.storable import storable_record
 from persistence.types import JSONType, Money, UTCDateTime
 from pricing.table import PriceTable
 
-# Set once, when the row is inserted: its identity, and which attempt of which call it is (so
-# `_settle_attempts`, which runs on inserts, sees every change). `retried` is not the record's
-# to set at all: only `_settle_attempts` moves it.
-_INSERTED_ONLY = ("id", "created_at", "attempt", "attempt_of", "retried")
+# Set once, when the row is inserted: its identity, which attempt of which call it is (so
+# `_settle_attempts`, which runs on inserts, sees every change) and what it is counted under
+# (its run, and its usage-rollup key), so a final record cannot move what its start counted.
+# `retried` is not the record's to set at all: only `_settle_attempts` moves it.
+_KEPT = ("created_at", "run_id", "upstream_model", "provider", "user_id", "owner")
+_INSERTED_ONLY = ("id", *_KEPT, "attempt", "attempt_of", "retried")
 _FINAL_COLUMNS = [c.name for c in tasks.columns if c.name not in _INSERTED_ONLY]
 _ATTEMPT_COLUMNS = [tasks.c[name] for name in AttemptRow.__slots__]
 
@@ -101,6 +105,7 @@ async def apply_batch(
     await _mark_streaming(conn, known)
     changes = await _settle_attempts(conn, new)
     await _add_to_runs(conn, new, finalized, changes)
+    await add_to_rollups(conn, rollup_deltas(new, finalized, changes))
     await _set_run_messages(conn, finalized)
 
 
@@ -173,13 +178,14 @@ async def _finalize_tasks(
     finals = {r["id"]: r for r in rows if r["status"] in FINAL_STATUSES}
     if not finals:
         return []
+    kept = [tasks.c[name] for name in ("retried", *_KEPT)]
     still_open = (
-        select(tasks.c.id, tasks.c.retried)
+        select(tasks.c.id, *kept)
         .where(tasks.c.id.in_(list(finals)), tasks.c.status.in_(OPEN_STATUSES))
         .with_for_update()
     )
     opened = await conn.execute(still_open)
-    moving = [finals[task_id] | {"retried": retried} for task_id, retried in opened]
+    moving = [finals[row.id] | row._asdict() for row in opened]
     if moving:
         # Spelled out: an IN list would be an "expanding" parameter, which executemany refuses.
         still_open_row = or_(*(tasks.c.status == status for status in OPEN_STATUSES))

@@ -40,6 +40,11 @@ class AttemptRow:
     created_at: datetime
     status: str
     retried: bool
+    # The row's usage-rollup key besides `created_at` (`persistence/rollups.py`).
+    upstream_model: str | None = None
+    provider: str | None = None
+    user_id: str | None = None
+    owner: str | None = None
 
     @property
     def call(self) -> CallKey:

@@ -1,5 +1,6 @@
-"""The schema: `runs` (one per X-Run-Id), `tasks` (one per proxied call) and `instances` (the
-airuns processes writing to this database, with their heartbeats).
+"""The schema: `runs` (one per X-Run-Id), `tasks` (one per proxied call), `usage_hourly` (the
+tasks summed per hour and key, for usage reports) and `instances` (the airuns processes writing
+to this database, with their heartbeats).
 
 Run aggregates (task_count, tokens, total_cost, …) are maintained by `apply.py` with SQL
 increments; they always equal the sums over the run's tasks. Token counts on a task are NULL
@@ -15,18 +16,23 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
+    Table,
     Text,
     false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from persistence.ttft_histogram import BUCKETS
 from persistence.types import JSONType, Money, UTCDateTime
 
 ID_LENGTH = 128
@@ -170,6 +176,39 @@ class Instance(Base):
 
     __table_args__ = (Index(None, "expires_at"),)
 
+
+# The counters of a `usage_hourly` row, in the order the writer, the backfill and the report
+# use; `ttft_NN` counts the TTFTs in bucket NN of `persistence/ttft_histogram.py`.
+TTFT_COLUMNS = tuple(f"ttft_{bucket:02d}" for bucket in range(BUCKETS))
+USAGE_COUNTERS = (
+    "tasks", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
+    "cost", "priced", *TTFT_COLUMNS,
+)  # fmt: skip
+
+
+def _counter(name: str) -> Column[Any]:
+    kind = Money() if name == "cost" else Integer() if name.startswith("ttft_") else BigInteger()
+    return Column(name, kind, nullable=False, server_default=_zero())
+
+
+# Tasks summed per UTC hour of `created_at` and key (upstream model, provider, user, owner),
+# kept by `apply.py` in the transaction that writes the tasks (`persistence/rollups.py`).
+# `tasks` counts rows (a key exists while it is > 0); `requests`/`errors` count calls by their
+# last attempt, as a run does; tokens and `cost` add up every attempt; `priced` counts tasks
+# with a cost. A key is found by `key_digest` (16 bytes of BLAKE2b over the four values), so
+# the unique index stays small whatever the lengths of the names in it.
+usage_hourly_table = Table(
+    "usage_hourly",
+    Base.metadata,
+    Column("hour", UTCDateTime, nullable=False),
+    Column("key_digest", LargeBinary(16), nullable=False),
+    Column("model", String),
+    Column("provider", String),
+    Column("user_id", String),
+    Column("owner", String),
+    *(_counter(name) for name in USAGE_COUNTERS),
+    PrimaryKeyConstraint("hour", "key_digest"),
+)
 
 runs_table = Run.__table__
 tasks_table = Task.__table__

@@ -147,6 +147,6 @@ async def _truncate(url: str) -> None:
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
-            await connection.execute(text("TRUNCATE tasks, runs, instances"))
+            await connection.execute(text("TRUNCATE tasks, runs, instances, usage_hourly"))
     finally:
         await engine.dispose()

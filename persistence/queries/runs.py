@@ -18,6 +18,7 @@ from persistence.models import runs_table as runs
 from persistence.models import tasks_table as tasks
 from persistence.queries.keyset import Ordering, Page, fetch_page
 from persistence.queries.scope import Principal, visible
+from persistence.rollups import subtract_run
 
 RUN_STATUSES = ("active", "archived", "deleted")
 STATUS_FILTERS = (*RUN_STATUSES, "all")
@@ -140,9 +141,22 @@ async def set_run_status(
 
 
 async def purge_run(conn: AsyncConnection, principal: Principal, run_id: str) -> bool:
-    """Remove the run and its tasks for good; False when there was no such run."""
-    if not await run_exists(conn, principal, run_id):
+    """Remove the run and its tasks for good, and take them out of the usage rollups; False
+    when there was no such run. The run's row is locked first, against the writers' key-share
+    lock (SQLite: the database's write lock), so no task of the run is stored between the
+    subtraction and the delete."""
+    if not await _lock_run(conn, principal, run_id):
         return False
+    await subtract_run(conn, run_id)
     await conn.execute(delete(tasks).where(tasks.c.run_id == run_id))
     await conn.execute(delete(runs).where(runs.c.id == run_id, visible(runs, principal)))
     return True
+
+
+async def _lock_run(conn: AsyncConnection, principal: Principal, run_id: str) -> bool:
+    mine = [runs.c.id == run_id, visible(runs, principal)]
+    if conn.dialect.name == "postgresql":
+        locked = await conn.execute(select(runs.c.id).where(*mine).with_for_update())
+        return locked.first() is not None
+    touched = await conn.execute(update(runs).where(*mine).values(updated_at=runs.c.updated_at))
+    return touched.rowcount > 0

@@ -14,8 +14,10 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.apply import apply_batch
-from persistence.models import Run, Task
+from persistence.models import TTFT_COLUMNS, USAGE_COUNTERS, Run, Task, usage_hourly_table
 from persistence.record import COMPLETED, FINAL_STATUSES, CallRecord, RunInfo
+from persistence.rollups import KEY_NAMES, key_digest
+from persistence.ttft_histogram import bucket_of
 from pricing.price import Price
 from pricing.table import PriceTable
 from pricing.usage import Usage
@@ -133,7 +135,43 @@ class Probe:
         row["total_cost"] = row["total_cost"] or Decimal(0)
         return row
 
+    async def rollups(self) -> dict[tuple, dict[str, Any]]:
+        """`usage_hourly` by key (hour, model, provider, user, owner) → its counters."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(usage_hourly_table))).all()
+        rollups = {}
+        for row in rows:
+            fields = row._asdict()
+            key = (fields.pop("hour"), *(fields.pop(name) for name in KEY_NAMES))
+            assert fields.pop("key_digest") == key_digest(key)
+            rollups[key] = fields
+        return rollups
+
+    async def sums_per_rollup_key(self) -> dict[tuple, dict[str, Any]]:
+        """What `usage_hourly` must hold, summed here from the task rows."""
+        sums: dict[tuple, dict[str, Any]] = {}
+        for task in await self.tasks():
+            created = _utc(task.created_at).replace(minute=0, second=0, microsecond=0)
+            key = (created, task.upstream_model, task.provider, task.user_id, task.owner)
+            row = sums.setdefault(key, dict.fromkeys(USAGE_COUNTERS, 0) | {"cost": Decimal(0)})
+            counted = not task.retried
+            row["tasks"] += 1
+            row["requests"] += counted
+            row["errors"] += counted and task.status in ("error", "timeout")
+            for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                row[name] += getattr(task, name) or 0
+            if task.cost is not None:
+                row["cost"] += task.cost
+                row["priced"] += 1
+            if task.time_to_first_token_ms is not None:
+                row[TTFT_COLUMNS[bucket_of(task.time_to_first_token_ms)]] += 1
+        return sums
+
+    async def assert_rollups_match_tasks(self) -> None:
+        assert await self.rollups() == await self.sums_per_rollup_key()
+
     async def assert_aggregates_match_tasks(self, run_id: str = "run-1") -> None:
+        await self.assert_rollups_match_tasks()
         await self.assert_last_attempts_are_not_retried(run_id)
         expected = await self.sums_over_tasks(run_id)
         last = expected.pop("last_final_at")

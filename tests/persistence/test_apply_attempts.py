@@ -265,12 +265,13 @@ async def test_an_attempt_naming_a_task_of_another_run_touches_nothing_of_that_r
     records, probe, engine, backend
 ) -> None:
     """Stored at the same moment as that run's own retry: the other run's rows are neither
-    read nor locked, so that run's writer alone settles its call."""
+    read nor locked, so that run's writer alone settles its call. (Another user: writers that
+    add to one usage-rollup row queue on it, as they do on one run.)"""
     if backend != "postgres":
         pytest.skip("several writers sharing one database is a Postgres deployment")
     await probe.apply(records.make("x", status="error", usage=None))
     own = records.make("x-2", status="error", started=1, attempt=2, attempt_of="x", usage=None)
-    stray = records.make("z", run="run-2", started=2, attempt=2, attempt_of="x")
+    stray = records.make("z", run="run-2", started=2, attempt=2, attempt_of="x", user_id="u2")
     async with engine.connect() as one, engine.connect() as other:
         await one.begin()
         await apply_batch(one, [own], records.prices)
