@@ -41,12 +41,15 @@ from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 
 from persistence.engine import create_engine
 from persistence.memory_recorder import MemoryRecorder
 from persistence.migrate import migrate
+from persistence.models import usage_hourly_table
 from persistence.queries.cursor import encode_cursor
+from persistence.rollups import backfill
 from proxy.app import create_app
 from proxy.settings import parse_settings
 
@@ -278,9 +281,26 @@ async def seed(url: str, runs: int, tasks: int) -> float:
         await connection.execute("VACUUM ANALYZE runs")
         await connection.execute("VACUUM ANALYZE tasks")
         print(f"  {time.perf_counter() - step:6.1f} s  indexes, foreign key, VACUUM ANALYZE")
+        step = time.perf_counter()
+        await build_rollups(url)
+        await connection.execute("VACUUM ANALYZE usage_hourly")
+        rollups = await connection.fetchval("SELECT count(*) FROM usage_hourly")
+        print(f"  {time.perf_counter() - step:6.1f} s  usage rollups: {rollups:,} rows (backfill)")
     finally:
         await connection.close()
     return time.perf_counter() - started
+
+
+async def build_rollups(url: str) -> None:
+    """The seed writes tasks behind the writer's back: build their usage rollups as migration
+    0007 builds those of existing tasks."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(delete(usage_hourly_table))
+            await conn.run_sync(backfill)
+    finally:
+        await engine.dispose()
 
 
 def _sizes(statement: str, runs: int, tasks: int) -> str:
