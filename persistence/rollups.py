@@ -22,7 +22,7 @@ from decimal import Decimal
 from hashlib import blake2b
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, case, delete, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, String, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,7 +32,7 @@ from persistence.models import TTFT_COLUMNS, USAGE_COUNTERS
 from persistence.models import tasks_table as tasks
 from persistence.models import usage_hourly_table as usage_hourly
 from persistence.record import ERROR_STATUSES
-from persistence.ttft_histogram import BUCKETS, THRESHOLDS, bucket_of
+from persistence.ttft_histogram import BUCKETS, bucket_of
 
 # (hour, upstream model, provider, user, owner)
 RollupKey = tuple[datetime, str | None, str | None, str | None, str | None]
@@ -91,8 +91,11 @@ class RollupDelta:
         if row["cost"] is not None:
             self.cost += row["cost"]
             self.priced += 1
-        ttft = row["time_to_first_token_ms"]
-        bucket = bucket_of(ttft) if ttft is not None else None
+        if row["time_to_first_token_ms"] is not None:
+            self.add_ttft(row["time_to_first_token_ms"])
+
+    def add_ttft(self, ms: float) -> None:
+        bucket = bucket_of(ms)
         if bucket is not None:
             self.ttft[bucket] += 1
 
@@ -102,15 +105,12 @@ class RollupDelta:
         self.errors += sign * row.is_error
 
     def add_sums(self, sums: Any) -> None:
-        """Add a row of `task_sums` (or of summed `usage_hourly` counters)."""
+        """Add a row of `task_sums`, or of summed `usage_hourly` counters (with histogram)."""
         fields = sums._mapping
         for name in ("tasks", "requests", "errors", *TOKENS, "priced"):
             self.__setattr__(name, getattr(self, name) + int(fields[name] or 0))
         self.cost += fields["cost"] or 0
-        if "bucket" in fields:
-            if fields["bucket"] is not None:
-                self.ttft[fields["bucket"]] += int(fields["ttft_count"])
-        else:
+        if TTFT_COLUMNS[0] in fields:
             for bucket, name in enumerate(TTFT_COLUMNS):
                 self.ttft[bucket] += int(fields[name] or 0)
 
@@ -179,29 +179,13 @@ _UPSERTS: dict[str, Any] = {}
 # ----- sums over task rows: the backfill, a purge, and the partial hours of a report -----
 
 
-def bucket_sql(ttft: ColumnElement[Any]) -> ColumnElement[Any]:
-    """`ttft_histogram.bucket_of` in SQL: a binary search of nested CASEs (7 comparisons),
-    against the same doubles; NULL for a NULL TTFT."""
-
-    def search(low: int, high: int) -> Any:  # buckets low..high
-        if low == high:
-            return low
-        middle = (low + high + 1) // 2  # bucket `middle` starts at THRESHOLDS[middle - 1]
-        return case((ttft < THRESHOLDS[middle - 1], search(low, middle - 1)),
-                    else_=search(middle, high))  # fmt: skip
-
-    return case((ttft.is_(None), None), else_=search(0, BUCKETS - 1))
-
-
 def task_sums(
     group: Sequence[Callable[[Any], ColumnElement[Any]]], *where: ColumnElement[bool]
 ) -> Select[Any]:
-    """Sums over the tasks that match `where`, per `group` (functions of the task columns) and
-    TTFT bucket, one result row per bucket present: the group's values, then what the tasks
-    add to the rollups, as `RollupDelta.add_sums` reads it."""
-    bucket = bucket_sql(tasks.c.time_to_first_token_ms).label("bucket")
-    inner = select(tasks, bucket).where(*where).subquery()
-    t = inner.c
+    """Sums over the tasks that match `where`, per `group` (functions of the task columns):
+    the group's values, then the counters, as `RollupDelta.add_sums` reads them. The TTFTs are
+    read apart (`task_ttfts`): a GROUP BY per bucket made Postgres sort and spill every row."""
+    t = tasks.c
     last = t.retried.is_(False)
     columns = [
         func.count().label("tasks"),
@@ -210,11 +194,19 @@ def task_sums(
         *(func.sum(t[name]).label(name) for name in TOKENS),
         func.sum(t.cost).label("cost"),
         func.count(t.cost).label("priced"),
-        func.count(t.time_to_first_token_ms).label("ttft_count"),
-        t.bucket,
     ]
     grouping = [expression(t) for expression in group]
-    return select(*grouping, *columns).group_by(*grouping, t.bucket)
+    return select(*grouping, *columns).where(*where).group_by(*grouping)
+
+
+def task_ttfts(
+    group: Sequence[Callable[[Any], ColumnElement[Any]]], *where: ColumnElement[bool]
+) -> Select[Any]:
+    """The group's values and the TTFT of each task that matches `where` and has one."""
+    t = tasks.c
+    grouping = [expression(t) for expression in group]
+    ttft = t.time_to_first_token_ms
+    return select(*grouping, ttft).where(*where, ttft.is_not(None))
 
 
 def hour_sql(dialect_name: str) -> Callable[[Any], ColumnElement[Any]]:
@@ -235,22 +227,27 @@ _KEY_COLUMNS = (
 )  # fmt: skip
 
 
-def _key_sums(dialect_name: str, *where: ColumnElement[bool]) -> Select[Any]:
-    return task_sums([hour_sql(dialect_name), *_KEY_COLUMNS], *where)
+def _by_key(dialect_name: str, *where: ColumnElement[bool]) -> tuple[Select[Any], Select[Any]]:
+    group = [hour_sql(dialect_name), *_KEY_COLUMNS]
+    return task_sums(group, *where), task_ttfts(group, *where)
 
 
-def _deltas_from_sums(rows: Sequence[Any]) -> dict[RollupKey, RollupDelta]:
+def _deltas(sums: Sequence[Any], ttfts: Sequence[Any]) -> dict[RollupKey, RollupDelta]:
     deltas: dict[RollupKey, RollupDelta] = {}
-    for row in rows:
+    for row in sums:
         key = (_hour_value(row[0]), *row[1:5])
         deltas.setdefault(key, RollupDelta()).add_sums(row)  # type: ignore[arg-type]
+    for row in ttfts:
+        key = (_hour_value(row[0]), *row[1:5])
+        deltas[key].add_ttft(row[5])  # type: ignore[index]
     return deltas
 
 
 def backfill(connection: Connection) -> None:
     """Build `usage_hourly` from every stored task (migration 0007; an empty table first)."""
-    rows = connection.execute(_key_sums(connection.dialect.name)).all()
-    params = _upsert_params(_deltas_from_sums(rows))
+    sums, ttfts = _by_key(connection.dialect.name)
+    deltas = _deltas(connection.execute(sums).all(), connection.execute(ttfts).all())
+    params = _upsert_params(deltas)
     for start in range(0, len(params), 1000):
         connection.execute(_upsert(connection.dialect.name), params[start : start + 1000])
 
@@ -258,9 +255,9 @@ def backfill(connection: Connection) -> None:
 async def subtract_run(conn: AsyncConnection, run_id: str) -> None:
     """Take a run's tasks out of the rollups, before they are deleted with it. The caller holds
     the run's row lock, so no writer adds to the run meanwhile."""
-    sums = _key_sums(conn.dialect.name, tasks.c.run_id == run_id)
-    rows = (await conn.execute(sums)).all()
-    deltas = {key: delta.negated() for key, delta in _deltas_from_sums(rows).items()}
+    sums, ttfts = _by_key(conn.dialect.name, tasks.c.run_id == run_id)
+    found = _deltas((await conn.execute(sums)).all(), (await conn.execute(ttfts)).all())
+    deltas = {key: delta.negated() for key, delta in found.items()}
     if not deltas:
         return
     await add_to_rollups(conn, deltas)

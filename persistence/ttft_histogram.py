@@ -22,9 +22,8 @@ from collections.abc import Sequence
 
 GAMMA = 2 ** (1 / 4)
 BUCKETS = 74
-# THRESHOLDS[k] is where bucket k+1 starts: 1 ms, then ×γ up to 2^18 ms. Compared as these
-# exact doubles both here and in SQL (`bucket_sql`), so the writer, the backfill and the
-# report put a value in the same bucket.
+# THRESHOLDS[k] is where bucket k+1 starts: 1 ms, then ×γ up to 2^18 ms. Every TTFT is put in
+# its bucket here (the writer, the backfill and a report's partial hours alike).
 THRESHOLDS: tuple[float, ...] = tuple(2 ** (k / 4) for k in range(BUCKETS - 1))
 RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)
 UNDER_1_MS_ERROR = 0.5

@@ -28,7 +28,7 @@ from persistence.models import tasks_table as tasks
 from persistence.models import usage_hourly_table as usage_hourly
 from persistence.queries.bounds import EARLIEST_INSTANT
 from persistence.queries.scope import Principal, visible
-from persistence.rollups import RollupDelta, hour_of, task_sums
+from persistence.rollups import RollupDelta, hour_of, task_sums, task_ttfts
 from persistence.ttft_histogram import percentile
 
 GROUPS = ("day", "model", "provider", "user", "run")
@@ -85,9 +85,11 @@ async def usage_report(
             if end <= start:
                 continue
             window.append(tasks.c.created_at < end)
-        sums = task_sums([_task_key(group_by, postgres)], visible(tasks, principal), *window)
-        for row in (await conn.execute(sums)).all():
+        group, where = [_task_key(group_by, postgres)], [visible(tasks, principal), *window]
+        for row in (await conn.execute(task_sums(group, *where))).all():
             groups.setdefault(row.key, RollupDelta()).add_sums(row)
+        for key, ttft in (await conn.execute(task_ttfts(group, *where))).all():
+            groups[key].add_ttft(ttft)
     rows = [_usage_row(key, sums) for key, sums in groups.items() if sums.tasks > 0]
     return _ordered(rows, group_by)
 
