@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 
 GAMMA = 2 ** (1 / 4)
 BUCKETS = 74
@@ -43,20 +44,17 @@ def bucket_of(ms: float) -> int | None:
 
 def percentile(counts: Sequence[int], fraction: float) -> float | None:
     """`percentile_cont(fraction)` over a histogram's representatives; None when it is empty."""
-    total = sum(counts)
+    cumulative = list(accumulate(counts))
+    total = cumulative[-1] if cumulative else 0
     if total <= 0:
         return None
     position = fraction * (total - 1)
     lower = math.floor(position)
-    low, high = _value_at(counts, lower), _value_at(counts, math.ceil(position))
+    low = _value_at(cumulative, lower)
+    high = _value_at(cumulative, math.ceil(position))
     return low + (high - low) * (position - lower)
 
 
-def _value_at(counts: Sequence[int], rank: int) -> float:
+def _value_at(cumulative: list[int], rank: int) -> float:
     """The representative of the bucket holding the `rank`-th smallest value (from 0)."""
-    seen = 0
-    for bucket, count in enumerate(counts):
-        seen += count
-        if seen > rank:
-            return REPRESENTATIVES[bucket]
-    return REPRESENTATIVES[-1]
+    return REPRESENTATIVES[min(bisect_right(cumulative, rank), BUCKETS - 1)]
