@@ -87,7 +87,7 @@ class RollupDelta:
         """A task reached its final status; `row["retried"]` is its flag at that moment."""
         self.errors += row["status"] in ERROR_STATUSES and not row["retried"]
         for name in TOKENS:
-            self.__setattr__(name, getattr(self, name) + (row[name] or 0))
+            setattr(self, name, getattr(self, name) + (row[name] or 0))
         if row["cost"] is not None:
             self.cost += row["cost"]
             self.priced += 1
@@ -108,7 +108,7 @@ class RollupDelta:
         """Add a row of `task_sums`, or of summed `usage_hourly` counters (with histogram)."""
         fields = sums._mapping
         for name in ("tasks", "requests", "errors", *TOKENS, "priced"):
-            self.__setattr__(name, getattr(self, name) + int(fields[name] or 0))
+            setattr(self, name, getattr(self, name) + int(fields[name] or 0))
         self.cost += fields["cost"] or 0
         if TTFT_COLUMNS[0] in fields:
             for bucket, name in enumerate(TTFT_COLUMNS):

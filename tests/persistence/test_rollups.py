@@ -28,6 +28,7 @@ from persistence.record import CallRecord
 from persistence.rollups import backfill, key_digest
 from persistence.ttft_histogram import RELATIVE_ERROR, bucket_of
 from pricing.usage import Usage
+from tests.support.percentiles import percentile_cont
 
 MODELS = ("airuns-test-priced", "airuns-test-unknown-model")
 STATUSES = ("completed", "completed", "completed", "error", "timeout", "cancelled")
@@ -175,15 +176,6 @@ def exact_report(tasks: list[Any], group_by: str, since: datetime, until: dateti
         if task.time_to_first_token_ms is not None:
             group["ttfts"].append(task.time_to_first_token_ms)
     return groups
-
-
-def percentile_cont(values: list[float], fraction: float) -> float | None:
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    position = fraction * (len(ordered) - 1)
-    lower, upper = math.floor(position), math.ceil(position)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
 @pytest.mark.parametrize("group_by", ["day", "model", "provider", "user", "run"])

@@ -17,18 +17,9 @@ from persistence.ttft_histogram import (
     bucket_of,
     percentile,
 )
+from tests.support.percentiles import percentile_cont
 
 MAX_BOUNDED_MS = THRESHOLDS[-1]  # 2^18 ms: beyond it the histogram only gives a floor
-
-
-def percentile_cont(values: list[float], fraction: float) -> float | None:
-    """SQL's percentile_cont, computed on the exact values: the reference."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    position = fraction * (len(ordered) - 1)
-    lower, upper = math.floor(position), math.ceil(position)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
 def histogram(values: list[float]) -> list[int]:
